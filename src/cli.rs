@@ -1,0 +1,333 @@
+//! Command line: `serve` (default), `migrate`, `user add`, `check-config`, `intents check|eval`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{thresholds, AppState};
+use crate::chat::{catalog, eval, Engine};
+use crate::config::{Config, LogFormat};
+use crate::staff::auth::{self, Role};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "ventanilla",
+    version,
+    about = "Digital front desk of a Chilean municipality"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage staff users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the effective configuration (secrets redacted) and exit non-zero if invalid.
+    CheckConfig,
+    /// Validate or evaluate the intent catalog.
+    Intents {
+        #[command(subcommand)]
+        command: IntentsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a staff user; the password is read from standard input (or prompted on a terminal).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        department: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntentsCommand {
+    /// Check the catalog: unknown topics, duplicate ids or examples, missing answers,
+    /// uncovered topics, broken placeholders and buttons.
+    Check {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Evaluate matching on a labelled TSV (question<TAB>topic, `_fallback` = out of scope).
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        min_top1: Option<f64>,
+        #[arg(long)]
+        min_top3: Option<f64>,
+        #[arg(long)]
+        min_oos_recall: Option<f64>,
+        #[arg(long)]
+        max_false_fallback: Option<f64>,
+        /// List every miss.
+        #[arg(long)]
+        misses: bool,
+        /// Print every line with its confidence, lowest first (for tuning thresholds).
+        #[arg(long)]
+        dump: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VENTANILLA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tantivy=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+            tracing::info!(database = %config.database_url_redacted(), "starting");
+            let state = AppState::build(config).await?;
+            spawn_reload_on_sighup(state.clone());
+            spawn_housekeeping(state.clone());
+            crate::http::serve(state, listener).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            println!(
+                "migrations applied: {:?}",
+                store.applied_migrations().await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            println!("{}", serde_json::to_string_pretty(&config)?);
+            let problems = catalog::load_with_findings(&config.intents_dir).1;
+            if !problems.is_empty() {
+                eprintln!("catalog in {}:", config.intents_dir.display());
+                for p in &problems {
+                    eprintln!("  {p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    department,
+                },
+        } => {
+            let Some(role) = Role::parse(&role) else {
+                eprintln!("--role must be admin, coordinator, department or analyst");
+                return Ok(ExitCode::from(2));
+            };
+            if role == Role::Department && department.is_none() {
+                eprintln!("--department is required for the department role");
+                return Ok(ExitCode::from(2));
+            }
+            let password = read_password()?;
+            if password.chars().count() < 10 {
+                eprintln!("the password must have at least 10 characters");
+                return Ok(ExitCode::from(2));
+            }
+            let store = Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+                .await?
+                .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            match auth::add_user(&store, &username, &hash, role, department.as_deref()).await {
+                Ok(id) => {
+                    println!("user {username} added (id {id}, role {})", role.as_str());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) if e.unique_violation().is_some() => {
+                    eprintln!("a user named {username} already exists");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Intents {
+            command: IntentsCommand::Check { dir },
+        } => {
+            let dir = dir.unwrap_or(config.intents_dir);
+            let (cat, findings) = catalog::load_with_findings(&dir);
+            for f in &findings {
+                println!("{f}");
+            }
+            match cat {
+                Some(c) if findings.is_empty() => {
+                    let examples: usize = c.intents.iter().map(|i| i.examples.len()).sum();
+                    println!(
+                        "catalog OK: {} intents, {} topics, {} examples, {} buttons",
+                        c.intents.len(),
+                        c.topics.len(),
+                        examples,
+                        c.botonera.buttons.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                _ => {
+                    println!("catalog has {} problem(s)", findings.len());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Intents {
+            command:
+                IntentsCommand::Eval {
+                    file,
+                    dir,
+                    min_top1,
+                    min_top3,
+                    min_oos_recall,
+                    max_false_fallback,
+                    misses,
+                    dump,
+                },
+        } => {
+            let dir = dir.unwrap_or(config.intents_dir.clone());
+            let engine = Engine::load(&dir, thresholds(&config))?;
+            let src = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let cases =
+                eval::parse_tsv(&src).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let today = chrono::Utc::now().with_timezone(&config.tz()?).date_naive();
+            let report = eval::evaluate(&engine, &cases, today);
+            if dump {
+                print!("{}", report.dump());
+            }
+            print!("{}", report.render(misses));
+            let mut failed = Vec::new();
+            let checks = [
+                ("top-1", report.top1_accuracy(), min_top1, true),
+                ("top-3", report.top3_accuracy(), min_top3, true),
+                (
+                    "out-of-scope recall",
+                    report.oos_recall(),
+                    min_oos_recall,
+                    true,
+                ),
+                (
+                    "false-fallback rate",
+                    report.false_fallback_rate(),
+                    max_false_fallback,
+                    false,
+                ),
+            ];
+            for (name, value, bound, is_min) in checks {
+                if let Some(b) = bound {
+                    if (is_min && value < b) || (!is_min && value > b) {
+                        failed.push(format!("{name} {value:.3} (bound {b})"));
+                    }
+                }
+            }
+            if failed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("FAILED: {}", failed.join(", "));
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let p = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Repeat password: ")?;
+        anyhow::ensure!(p == again, "the passwords do not match");
+        Ok(p)
+    } else {
+        let mut s = String::new();
+        stdin.lock().read_to_string(&mut s)?;
+        Ok(s.trim_end_matches(['\n', '\r']).to_string())
+    }
+}
+
+#[cfg(unix)]
+fn spawn_reload_on_sighup(state: AppState) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = state.reload_catalog().await {
+                tracing::warn!(error = %e, "catalog reload on SIGHUP rejected; previous catalog stays");
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_reload_on_sighup(_state: AppState) {}
+
+/// Forgets idle chat sessions once an hour.
+fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let ttl = state.config.chat.session_ttl_minutes * 60_000;
+            let cutoff = crate::store::now_millis() - ttl;
+            match crate::chat::session::purge_idle(&state.store, cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(sessions = n, "idle chat sessions purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session purge failed"),
+            }
+        }
+    });
+}

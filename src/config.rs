@@ -1,0 +1,422 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then `VENTANILLA_*`
+//! environment variables (and `DATABASE_URL`). Secrets are wrapped so they never print.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A value that must never reach logs or `check-config` output.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() { "\"***\"" } else { "\"\"" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.is_set() { "***" } else { "" })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    pub enabled: bool,
+    /// Sustained requests per second per client IP.
+    pub per_second: u64,
+    /// Requests a client may send in a burst before being limited.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_second: 5,
+            burst: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Confidence at or above which the bot answers directly.
+    pub answer_threshold: f32,
+    /// Confidence at or above which the bot offers alternatives instead of falling back.
+    pub suggest_threshold: f32,
+    /// Chat sessions idle longer than this are forgotten.
+    pub session_ttl_minutes: i64,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            answer_threshold: 0.5,
+            suggest_threshold: 0.35,
+            session_ttl_minutes: 120,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyticsConfig {
+    /// Days chat text (masked) is kept; aggregates are kept forever.
+    pub text_retention_days: i64,
+    /// Events buffered before the writer drops and counts them.
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            text_retention_days: 180,
+            queue_capacity: 50_000,
+            batch_size: 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    pub timezone: String,
+    pub log_format: LogFormat,
+    pub body_limit_bytes: usize,
+    pub rate_limit: RateLimit,
+    /// Peers whose X-Forwarded-For is believed (the municipal reverse proxy).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Origins allowed to call the public API from a browser (the municipal web site).
+    pub cors_origins: Vec<String>,
+    /// Who may frame the service's pages (CSP frame-ancestors).
+    pub frame_ancestors: Vec<String>,
+    pub intents_dir: PathBuf,
+    pub chat: ChatConfig,
+    pub analytics: AnalyticsConfig,
+    /// Shared secret for signing webhooks to the document-management system.
+    pub webhook_secret: Secret,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/ventanilla.db".into(),
+            timezone: "America/Santiago".into(),
+            log_format: LogFormat::Human,
+            body_limit_bytes: 64 * 1024,
+            rate_limit: RateLimit::default(),
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            frame_ancestors: Vec::new(),
+            intents_dir: PathBuf::from("intents"),
+            chat: ChatConfig::default(),
+            analytics: AnalyticsConfig::default(),
+            webhook_secret: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads configuration from the process environment and the file named by
+    /// `VENTANILLA_CONFIG` (or `ventanilla.toml` in the working directory when present).
+    pub fn load() -> Result<Self, ConfigError> {
+        let explicit = std::env::var("VENTANILLA_CONFIG").ok();
+        let path = explicit.clone().unwrap_or_else(|| "ventanilla.toml".into());
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => Some((path, text)),
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Self::from_sources(file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), |k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// Pure layering, testable without touching the process environment.
+    pub fn from_sources(
+        file: Option<(&str, &str)>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some((path, text)) => {
+                toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(env)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: fmt::Display,
+        {
+            v.trim().parse::<T>().map_err(|e| ConfigError::Env {
+                name: name.into(),
+                message: e.to_string(),
+            })
+        }
+        fn list(v: &str) -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        }
+        if let Some(v) = env("VENTANILLA_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = env("DATABASE_URL").or_else(|| env("VENTANILLA_DATABASE_URL")) {
+            self.database_url = v;
+        }
+        if let Some(v) = env("VENTANILLA_TIMEZONE") {
+            self.timezone = v;
+        }
+        if let Some(v) = env("VENTANILLA_LOG_FORMAT") {
+            self.log_format = match v.trim() {
+                "json" => LogFormat::Json,
+                "human" => LogFormat::Human,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "VENTANILLA_LOG_FORMAT".into(),
+                        message: format!("expected human or json, got {other:?}"),
+                    })
+                }
+            }
+        }
+        if let Some(v) = env("VENTANILLA_BODY_LIMIT_BYTES") {
+            self.body_limit_bytes = parse("VENTANILLA_BODY_LIMIT_BYTES", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_RATE_LIMIT") {
+            self.rate_limit.enabled = match v.trim() {
+                "off" | "false" | "0" => false,
+                "on" | "true" | "1" => true,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "VENTANILLA_RATE_LIMIT".into(),
+                        message: format!("expected on or off, got {other:?}"),
+                    })
+                }
+            }
+        }
+        if let Some(v) = env("VENTANILLA_RATE_LIMIT_PER_SECOND") {
+            self.rate_limit.per_second = parse("VENTANILLA_RATE_LIMIT_PER_SECOND", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_RATE_LIMIT_BURST") {
+            self.rate_limit.burst = parse("VENTANILLA_RATE_LIMIT_BURST", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_TRUSTED_PROXIES") {
+            self.trusted_proxies = list(&v)
+                .iter()
+                .map(|s| parse("VENTANILLA_TRUSTED_PROXIES", s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("VENTANILLA_CORS_ORIGINS") {
+            self.cors_origins = list(&v);
+        }
+        if let Some(v) = env("VENTANILLA_FRAME_ANCESTORS") {
+            self.frame_ancestors = list(&v);
+        }
+        if let Some(v) = env("VENTANILLA_INTENTS_DIR") {
+            self.intents_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("VENTANILLA_CHAT_ANSWER_THRESHOLD") {
+            self.chat.answer_threshold = parse("VENTANILLA_CHAT_ANSWER_THRESHOLD", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_CHAT_SUGGEST_THRESHOLD") {
+            self.chat.suggest_threshold = parse("VENTANILLA_CHAT_SUGGEST_THRESHOLD", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_CHAT_SESSION_TTL_MINUTES") {
+            self.chat.session_ttl_minutes = parse("VENTANILLA_CHAT_SESSION_TTL_MINUTES", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS") {
+            self.analytics.text_retention_days =
+                parse("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_ANALYTICS_QUEUE_CAPACITY") {
+            self.analytics.queue_capacity = parse("VENTANILLA_ANALYTICS_QUEUE_CAPACITY", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_WEBHOOK_SECRET") {
+            self.webhook_secret = Secret::new(v);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.tz()?;
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "listen: {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            )));
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "database_url: must start with sqlite: or postgres://".into(),
+            ));
+        }
+        if self.rate_limit.enabled
+            && (self.rate_limit.per_second == 0 || self.rate_limit.burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "rate_limit: per_second and burst must be positive (or disable it)".into(),
+            ));
+        }
+        let c = &self.chat;
+        if !(0.0..=1.0).contains(&c.suggest_threshold)
+            || !(0.0..=1.0).contains(&c.answer_threshold)
+            || c.suggest_threshold > c.answer_threshold
+        {
+            return Err(ConfigError::Invalid(
+                "chat: thresholds must satisfy 0 <= suggest_threshold <= answer_threshold <= 1"
+                    .into(),
+            ));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "body_limit_bytes: at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            ConfigError::Invalid(format!("timezone: unknown zone {:?}", self.timezone))
+        })
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+}
+
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:***@host
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((cred, host)) = rest.split_once('@') {
+            if let Some((user, _)) = cred.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let cfg = Config::from_sources(None, env_of(&[])).expect("defaults");
+        assert_eq!(cfg.listen, "127.0.0.1:8080");
+        assert_eq!(cfg.database_url, "sqlite://data/ventanilla.db");
+        assert!(cfg.rate_limit.enabled);
+
+        let file = "listen = \"0.0.0.0:9000\"\n[rate_limit]\nburst = 7\n";
+        let cfg = Config::from_sources(Some(("v.toml", file)), env_of(&[])).expect("file");
+        assert_eq!(cfg.listen, "0.0.0.0:9000");
+        assert_eq!(cfg.rate_limit.burst, 7);
+        assert_eq!(cfg.rate_limit.per_second, 5, "unset keys keep defaults");
+
+        let cfg = Config::from_sources(
+            Some(("v.toml", file)),
+            env_of(&[
+                ("VENTANILLA_LISTEN", "127.0.0.1:1"),
+                ("VENTANILLA_RATE_LIMIT", "off"),
+                ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ]),
+        )
+        .expect("env");
+        assert_eq!(cfg.listen, "127.0.0.1:1");
+        assert!(!cfg.rate_limit.enabled);
+        assert_eq!(cfg.database_url_redacted(), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_sources(None, env_of(&[("VENTANILLA_RATE_LIMIT", "maybe")]))
+            .expect_err("must fail");
+        assert!(err.to_string().contains("VENTANILLA_RATE_LIMIT"));
+        let err = Config::from_sources(Some(("x.toml", "lisen = 1")), env_of(&[]))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("x.toml"));
+        let err = Config::from_sources(None, env_of(&[("VENTANILLA_TIMEZONE", "Mars/Base")]))
+            .expect_err("bad tz");
+        assert!(err.to_string().contains("timezone"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let cfg = Config::from_sources(None, env_of(&[("VENTANILLA_WEBHOOK_SECRET", "s3cr3t")]))
+            .expect("cfg");
+        assert_eq!(cfg.webhook_secret.expose(), "s3cr3t");
+        assert!(!format!("{cfg:?}").contains("s3cr3t"));
+        assert!(!serde_json::to_string(&cfg)
+            .expect("json")
+            .contains("s3cr3t"));
+    }
+}

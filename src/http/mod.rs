@@ -1,0 +1,179 @@
+//! HTTP: the router assembled from one router per capability, shared layers, and `serve`.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::GovernorLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use extract::ApiJson;
+
+use crate::app::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps a public (unauthenticated) router in the per-client-IP rate limit.
+pub fn rate_limited(state: &AppState, router: Router<AppState>) -> Router<AppState> {
+    let rl = &state.config.rate_limit;
+    if !rl.enabled {
+        return router;
+    }
+    let key = middleware::ClientIpKey {
+        trusted: Arc::new(state.config.trusted_proxies.clone()),
+    };
+    // One token every 1/per_second seconds, `burst` tokens at most.
+    let period = Duration::from_nanos(1_000_000_000 / rl.per_second.max(1));
+    let Some(cfg) = GovernorConfigBuilder::default()
+        .key_extractor(key)
+        .period(period)
+        .burst_size(rl.burst)
+        .finish()
+    else {
+        tracing::error!("invalid rate-limit settings; rate limiting disabled");
+        return router;
+    };
+    let cfg = Arc::new(cfg);
+    // Forget idle clients so the limiter's map does not grow without bound.
+    let limiter = cfg.limiter().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    router.layer(GovernorLayer::new(cfg).error_handler(middleware::governor_error))
+}
+
+pub fn router(state: AppState) -> Router {
+    let cfg = state.config.clone();
+    let app = Router::new()
+        .merge(ops::router())
+        .merge(crate::chat::routes::router(&state))
+        .merge(crate::staff::routes::router(&state))
+        .fallback(|| async { ApiError::not_found("route").into_response() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+            .into_response()
+        });
+
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            cfg.cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(Duration::from_secs(3600));
+
+    let ancestors = if cfg.frame_ancestors.is_empty() {
+        "'self'".to_string()
+    } else {
+        format!("'self' {}", cfg.frame_ancestors.join(" "))
+    };
+    let csp = format!(
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
+    );
+    let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'self'"));
+
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::track_metrics,
+    ))
+    .layer(DefaultBodyLimit::max(cfg.body_limit_bytes))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::limit_declared_length,
+    ))
+    .layer(cors)
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        csp,
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    ))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            // The path may carry a folio but never personal data; query strings are left out
+            // because tracking lookups carry a RUT there.
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }),
+    )
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    .with_state(state)
+}
+
+/// Serves until SIGTERM/SIGINT, then stops accepting, drains requests in flight and flushes
+/// background writers.
+pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let app = router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("draining background work");
+    state.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

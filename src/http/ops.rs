@@ -1,0 +1,85 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain"),
+              (status = 503, description = "database unreachable", body = super::error::ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::unavailable("the database does not answer"))
+        }
+        Err(_) => Err(ApiError::unavailable("the database did not answer in time")),
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.refresh_gauges();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document")))]
+pub async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ventanilla", description = "Digital front desk of a Chilean municipality: chat assistant, OIRS and analytics."),
+    paths(
+        healthz, readyz, metrics, openapi,
+        crate::chat::routes::create_session,
+        crate::chat::routes::post_message,
+        crate::chat::routes::menu,
+        crate::chat::routes::reload_catalog,
+        crate::staff::routes::login,
+    ),
+    components(schemas(
+        super::error::ErrorBody, super::error::ErrorDetail,
+        crate::chat::Reply, crate::chat::ReplyButton, crate::chat::ReplyLink,
+        crate::chat::Match, crate::chat::Alternative, crate::chat::MenuNode,
+        crate::chat::routes::SessionCreated, crate::chat::routes::MessageIn,
+        crate::chat::routes::MessageOut, crate::chat::routes::ReloadOut,
+        crate::staff::routes::LoginIn, crate::staff::routes::LoginOut, crate::staff::auth::Role,
+    )),
+    tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"))
+)]
+pub struct ApiDoc;

@@ -1,0 +1,79 @@
+//! Staff login.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{AppendHeaders, IntoResponse};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::{self, SESSION_COOKIE};
+use crate::app::AppState;
+use crate::http::error::ErrorBody;
+use crate::http::{rate_limited, ApiError, ApiJson, ApiResult};
+
+pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    rate_limited(
+        state,
+        Router::new().route("/api/v1/auth/login", post(login)),
+    )
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginOut {
+    pub token: String,
+    pub role: auth::Role,
+    pub department: Option<String>,
+}
+
+/// Exchanges a username and password for a session (cookie and bearer token).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "staff", request_body = LoginIn,
+    responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<LoginIn>,
+) -> ApiResult<impl IntoResponse> {
+    let found = auth::find_user(&state.store, input.username.trim()).await?;
+    // Verify against a dummy hash when the user does not exist, so timing does not reveal it.
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, state.dummy_hash.clone()),
+    };
+    let password = input.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match (user, ok) {
+        (Some(u), true) => u,
+        _ => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "usuario o contraseña incorrectos",
+            ))
+        }
+    };
+    let token = auth::create_session(&state.store, user.id, SESSION_TTL_MS).await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_TTL_MS / 1000
+    );
+    Ok((
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        Json(LoginOut {
+            token,
+            role: user.role,
+            department: user.department,
+        }),
+    ))
+}

@@ -1,0 +1,165 @@
+//! Storage: one `Store` handle, one implementation per backend, chosen by the URL scheme.
+//!
+//! Domain modules write their queries once with `$N` placeholders (both SQLite and PostgreSQL
+//! accept them) and run them through [`with_pool!`], which expands the same code for each
+//! backend's pool. Where the SQL dialects really differ, the domain module matches on the enum.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL (expected sqlite: or postgres://)")]
+    UnsupportedUrl,
+    #[error("cannot create database directory {0}: {1}")]
+    Directory(String, std::io::Error),
+}
+
+impl StoreError {
+    /// The name of the violated unique constraint, when that is what happened.
+    pub fn unique_violation(&self) -> Option<String> {
+        match self {
+            StoreError::Sqlx(sqlx::Error::Database(db)) if db.is_unique_violation() => Some(
+                db.constraint()
+                    .map(String::from)
+                    .unwrap_or_else(|| db.message().to_string()),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `$body` with `$pool` bound to whichever backend `$store` uses. The body is compiled
+/// once per backend, so it must only use SQL and types both accept.
+#[macro_export]
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+macro_rules! migrations {
+    ($dir:literal: $($version:literal $name:literal),* $(,)?) => {
+        vec![$(Migration::new(
+            $version,
+            Cow::Borrowed($name),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!(concat!("../../migrations/", $dir, "/", stringify!($version), "_", $name, ".sql"))),
+            false,
+        )),*]
+    };
+}
+
+fn sqlite_migrations() -> Vec<Migration> {
+    migrations!("sqlite": 1 "init")
+}
+
+fn postgres_migrations() -> Vec<Migration> {
+    migrations!("postgres": 1 "init")
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database named by `url`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(parent) = opts.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Directory(parent.display().to_string(), e))?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_with(opts)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the backend's migrations; idempotent.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = match self {
+            Store::Sqlite(_) => sqlite_migrations(),
+            Store::Postgres(_) => postgres_migrations(),
+        };
+        let migrator = Migrator {
+            migrations: Cow::Owned(migrations),
+            ..Migrator::DEFAULT
+        };
+        with_pool!(self, pool => migrator.run(pool).await?);
+        Ok(())
+    }
+
+    /// Versions of the migrations applied so far.
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+        let rows: Vec<(i64,)> =
+            with_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => { sqlx::query("SELECT 1").execute(pool).await?; });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => { pool.close().await; })
+    }
+}
+
+/// Milliseconds since the Unix epoch; the storage representation of instants on both backends.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
