@@ -104,10 +104,12 @@ pub fn intents_dir() -> PathBuf {
 }
 
 pub fn test_config(db_url: &str) -> Config {
-    let mut cfg = Config::default();
-    cfg.database_url = db_url.to_string();
-    cfg.listen = "127.0.0.1:0".into();
-    cfg.intents_dir = intents_dir();
+    let mut cfg = Config {
+        database_url: db_url.to_string(),
+        listen: "127.0.0.1:0".into(),
+        intents_dir: intents_dir(),
+        ..Config::default()
+    };
     cfg.rate_limit.enabled = false;
     cfg
 }
