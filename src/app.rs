@@ -10,13 +10,16 @@ use crate::chat::engine::{Engine, Thresholds};
 use crate::chat::ChatService;
 use crate::config::Config;
 use crate::http::middleware::Metrics;
-use crate::store::Store;
+use crate::store::{Durability, Store};
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub tz: Tz,
+    /// Fully durable: everything a resident or staff member was promised.
     pub store: Store,
+    /// Same database, relaxed durability: chat sessions and analytics events.
+    pub soft_store: Store,
     pub metrics: Arc<Metrics>,
     pub chat: ChatService,
     pub recorder: Recorder,
@@ -31,11 +34,12 @@ impl AppState {
         let tz = config.tz()?;
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
+        let soft_store = Store::connect_with(&config.database_url, Durability::Relaxed).await?;
         let thresholds = thresholds(&config);
         let dir = config.intents_dir.clone();
         let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, thresholds)).await??;
         let recorder = Recorder::start(
-            store.clone(),
+            soft_store.clone(),
             tz,
             config.analytics.queue_capacity,
             config.analytics.batch_size,
@@ -49,6 +53,7 @@ impl AppState {
             config: Arc::new(config),
             tz,
             store,
+            soft_store,
             metrics: Arc::new(Metrics::new()),
             chat: ChatService::new(engine),
             recorder,
@@ -80,6 +85,7 @@ impl AppState {
     /// Flushes background writers and closes the store.
     pub async fn shutdown(&self) {
         self.recorder.shutdown().await;
+        self.soft_store.close().await;
         self.store.close().await;
     }
 }

@@ -323,7 +323,7 @@ fn spawn_housekeeping(state: AppState) {
             tick.tick().await;
             let ttl = state.config.chat.session_ttl_minutes * 60_000;
             let cutoff = crate::store::now_millis() - ttl;
-            match crate::chat::session::purge_idle(&state.store, cutoff).await {
+            match crate::chat::session::purge_idle(&state.soft_store, cutoff).await {
                 Ok(n) if n > 0 => tracing::info!(sessions = n, "idle chat sessions purged"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "session purge failed"),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::engine::UnknownButton;
-use super::session::{self, SessionState};
+use super::session;
 use super::{Match, MenuNode, Reply};
 use crate::analytics::{mask_personal_data, Interaction, InteractionKind};
 use crate::app::AppState;
@@ -69,7 +69,7 @@ pub async fn create_session(
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = Utc::now();
-    session::create(&state.store, &id, now.timestamp_millis()).await?;
+    session::create(&state.soft_store, &id, now.timestamp_millis()).await?;
     state.recorder.record(Interaction {
         occurred_at: now,
         session_id: Some(id.clone()),
@@ -101,9 +101,10 @@ pub async fn post_message(
     let now = Utc::now();
     let ttl = chrono::Duration::minutes(state.config.chat.session_ttl_minutes);
     let not_before = (now - ttl).timestamp_millis();
-    let mut sess = session::load(&state.store, &session_id, not_before)
+    let loaded = session::load(&state.soft_store, &session_id, not_before)
         .await?
         .ok_or_else(|| ApiError::not_found("chat session (it may have expired)"))?;
+    let mut sess = loaded.state.clone();
     let engine = state.chat.engine();
     let today = now.with_timezone(&state.tz).date_naive();
 
@@ -150,7 +151,6 @@ pub async fn post_message(
         });
     }
 
-    sess.turns += 1;
     if matched.fallback {
         sess.misses += 1;
         if sess.misses >= 2 {
@@ -161,15 +161,12 @@ pub async fn post_message(
         }
     } else if matched.intent.is_some() {
         sess.misses = 0;
-        sess.last_intent = matched.intent.clone();
     }
-    save_session(&state, &session_id, &sess, now.timestamp_millis()).await?;
+    let now_ms = now.timestamp_millis();
+    if loaded.needs_save(&sess, now_ms) {
+        session::save(&state.soft_store, &session_id, &sess, now_ms).await?;
+    }
     Ok(Json(MessageOut { reply, matched }))
-}
-
-async fn save_session(state: &AppState, id: &str, s: &SessionState, now: i64) -> ApiResult<()> {
-    session::save(&state.store, id, s, now).await?;
-    Ok(())
 }
 
 enum Input {

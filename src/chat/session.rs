@@ -6,13 +6,31 @@ use serde::{Deserialize, Serialize};
 use crate::store::{Store, StoreError};
 use crate::with_pool;
 
-/// What the bot remembers between messages.
+/// What the bot remembers between messages. Kept small on purpose: the row is rewritten
+/// only when this changes (or the idle clock needs refreshing), so most messages cost a read
+/// and no durable write.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionState {
-    pub turns: u32,
     /// Consecutive messages the bot did not understand; after two it insists on a person.
+    #[serde(default)]
     pub misses: u32,
-    pub last_intent: Option<String>,
+}
+
+/// A session as loaded: its state and when it was last written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub state: SessionState,
+    pub updated_at: i64,
+}
+
+/// How stale `updated_at` may get before a message refreshes it even with no state change.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
+
+impl Loaded {
+    /// Whether saving `next` at `now` is needed.
+    pub fn needs_save(&self, next: &SessionState, now: i64) -> bool {
+        &self.state != next || now - self.updated_at >= TOUCH_EVERY_MS
+    }
 }
 
 pub async fn create(store: &Store, id: &str, now: i64) -> Result<(), StoreError> {
@@ -29,19 +47,18 @@ pub async fn create(store: &Store, id: &str, now: i64) -> Result<(), StoreError>
 }
 
 /// The session's state, or `None` when it does not exist or idled past `not_before`.
-pub async fn load(
-    store: &Store,
-    id: &str,
-    not_before: i64,
-) -> Result<Option<SessionState>, StoreError> {
-    let row: Option<(String,)> = with_pool!(store, pool => {
-        sqlx::query_as("SELECT state FROM chat_sessions WHERE id = $1 AND updated_at >= $2")
+pub async fn load(store: &Store, id: &str, not_before: i64) -> Result<Option<Loaded>, StoreError> {
+    let row: Option<(String, i64)> = with_pool!(store, pool => {
+        sqlx::query_as("SELECT state, updated_at FROM chat_sessions WHERE id = $1 AND updated_at >= $2")
             .bind(id)
             .bind(not_before)
             .fetch_optional(pool)
             .await?
     });
-    Ok(row.map(|(s,)| serde_json::from_str(&s).unwrap_or_default()))
+    Ok(row.map(|(s, updated_at)| Loaded {
+        state: serde_json::from_str(&s).unwrap_or_default(),
+        updated_at,
+    }))
 }
 
 pub async fn save(
@@ -72,4 +89,20 @@ pub async fn purge_idle(store: &Store, cutoff: i64) -> Result<u64, StoreError> {
             .rows_affected()
     });
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_only_on_change_or_when_stale() {
+        let loaded = Loaded {
+            state: SessionState { misses: 0 },
+            updated_at: 1_000,
+        };
+        assert!(!loaded.needs_save(&SessionState { misses: 0 }, 1_000 + TOUCH_EVERY_MS - 1));
+        assert!(loaded.needs_save(&SessionState { misses: 1 }, 1_001));
+        assert!(loaded.needs_save(&SessionState { misses: 0 }, 1_000 + TOUCH_EVERY_MS));
+    }
 }

@@ -84,14 +84,35 @@ fn postgres_migrations() -> Vec<Migration> {
     migrations!("postgres": 1 "init")
 }
 
+/// How hard a commit waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit reaches the disk before it returns: cases, events, outbox, users.
+    Full,
+    /// Commits return before the disk flush (SQLite WAL `synchronous=NORMAL`, PostgreSQL
+    /// `synchronous_commit=off`); the database stays consistent but a power cut may lose the
+    /// last moments. For chat sessions and analytics events, where that is acceptable and a
+    /// flush per message would cap throughput.
+    Relaxed,
+}
+
 impl Store {
-    /// Opens (and for SQLite creates) the database named by `url`.
+    /// Opens (and for SQLite creates) the database named by `url`, with full durability.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Durability::Full).await
+    }
+
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
+        let relaxed = durability == Durability::Relaxed;
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(if relaxed {
+                    SqliteSynchronous::Normal
+                } else {
+                    SqliteSynchronous::Full
+                })
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             if let Some(parent) = opts.get_filename().parent() {
@@ -107,7 +128,10 @@ impl Store {
                 .await?;
             Ok(Store::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url)?;
+            let mut opts = PgConnectOptions::from_str(url)?;
+            if relaxed {
+                opts = opts.options([("synchronous_commit", "off")]);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(3))

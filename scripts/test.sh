@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests on SQLite and PostgreSQL (cargo nextest), the
+# catalog check, and the matcher's accuracy bars on the shared evaluation set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast
+else
+  cargo test --no-fail-fast
+fi
+cargo run -q -- intents check
+if [ -f ../shared/dev-questions.tsv ]; then
+  cargo run -q -- intents eval ../shared/dev-questions.tsv \
+    --min-top1 0.90 --min-top3 0.97 --min-oos-recall 0.80 --max-false-fallback 0.05
+fi
