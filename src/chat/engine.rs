@@ -23,8 +23,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Self {
-            answer: 0.5,
-            suggest: 0.35,
+            answer: 0.55,
+            suggest: 0.40,
         }
     }
 }

@@ -356,24 +356,39 @@ impl Matcher {
         } else {
             1.0
         };
-        let candidates = scored
+        // BM25 finds the candidates; the final order weighs in the evidence too, so one
+        // word specific to an intent ("cementerio") beats several common ones it lacks.
+        let mut candidates: Vec<Candidate> = scored
             .iter()
-            .enumerate()
-            .map(|(rank, &(ord, score))| {
+            .map(|&(ord, score)| {
                 let (coverage, anchor) = self.coverage(ord, &terms, total_weight);
                 let relative = score / top_score;
-                let next = scored.get(rank + 1).map(|c| c.1 / top_score).unwrap_or(0.0);
-                let lead = (relative - next).clamp(0.0, 1.0);
-                let confidence = calibrate(coverage, anchor, relative, lead) * damping;
                 Candidate {
                     intent: ord,
                     score,
-                    confidence,
+                    confidence: evidence(coverage, anchor, relative),
                     coverage,
                     anchor,
                 }
             })
             .collect();
+        candidates.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then(b.score.total_cmp(&a.score))
+        });
+        let best = candidates
+            .first()
+            .map(|c| c.confidence)
+            .unwrap_or(0.0)
+            .max(f32::EPSILON);
+        let firsts: Vec<f32> = candidates.iter().map(|c| c.confidence).collect();
+        for (i, c) in candidates.iter_mut().enumerate() {
+            let next = firsts.get(i + 1).copied().unwrap_or(0.0);
+            let lead = ((c.confidence - next) / best).clamp(0.0, 1.0);
+            c.confidence = (c.confidence * (1.0 - LEAD_PENALTY + LEAD_PENALTY * lead) * damping)
+                .clamp(0.0, 1.0);
+        }
         Ranking {
             candidates,
             terms: stems_out,
@@ -416,16 +431,14 @@ const UNKNOWN_WEIGHT: f32 = 3.0;
 const SECOND_EXAMPLE_CREDIT: f32 = 0.25;
 const MAX_CANDIDATES: usize = 6;
 
-/// Maps the evidence into a confidence in [0, 1]: how much of the message the intent
-/// explains, how specific its best word is, its score relative to the best intent and its
-/// lead over the next one.
-fn calibrate(coverage: f32, anchor: f32, relative: f32, lead: f32) -> f32 {
-    let evidence = COVERAGE_SHARE * coverage + (1.0 - COVERAGE_SHARE) * anchor;
-    let c = evidence * relative.clamp(0.0, 1.0).sqrt() * (1.0 - LEAD_PENALTY + LEAD_PENALTY * lead);
-    c.clamp(0.0, 1.0)
+/// The evidence for an intent in [0, 1]: how much of the message it explains, how specific
+/// its best word is, and its BM25 score relative to the best intent.
+fn evidence(coverage: f32, anchor: f32, relative: f32) -> f32 {
+    let e = COVERAGE_SHARE * coverage + (1.0 - COVERAGE_SHARE) * anchor;
+    (e * relative.clamp(0.0, 1.0).sqrt()).clamp(0.0, 1.0)
 }
 
-const COVERAGE_SHARE: f32 = 0.5;
+const COVERAGE_SHARE: f32 = 0.7;
 const OUT_OF_SCOPE_MARGIN: f32 = 0.9;
 const OUT_OF_SCOPE_DAMPING: f32 = 0.4;
 const LEAD_PENALTY: f32 = 0.15;
