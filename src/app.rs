@@ -10,7 +10,9 @@ use crate::chat::engine::{Engine, Thresholds};
 use crate::chat::ChatService;
 use crate::config::Config;
 use crate::http::middleware::Metrics;
-use crate::store::{Durability, Store};
+use crate::oirs::calendar::DiasHabiles;
+use crate::oirs::service;
+use crate::store::{Durability, Store, StoreError};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +27,10 @@ pub struct AppState {
     pub recorder: Recorder,
     /// A real argon2 hash of nothing useful, so failed logins for unknown users cost the same.
     pub dummy_hash: String,
+    /// Business-day calendar, cached; refreshed on admin changes and periodically.
+    pub calendar: Arc<tokio::sync::RwLock<Arc<DiasHabiles>>>,
+    /// Wakes the outbox worker when a change commits new messages.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -34,6 +40,8 @@ impl AppState {
         let tz = config.tz()?;
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
+        service::sync_holidays(&store).await?;
+        let calendar = service::calendar(&store).await?;
         let soft_store = Store::connect_with(&config.database_url, Durability::Relaxed).await?;
         let thresholds = thresholds(&config);
         let dir = config.intents_dir.clone();
@@ -58,7 +66,70 @@ impl AppState {
             chat: ChatService::new(engine),
             recorder,
             dummy_hash,
+            calendar: Arc::new(tokio::sync::RwLock::new(Arc::new(calendar))),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    pub async fn calendar(&self) -> Arc<DiasHabiles> {
+        self.calendar.read().await.clone()
+    }
+
+    pub async fn refresh_calendar(&self) -> Result<(), StoreError> {
+        let fresh = service::calendar(&self.store).await?;
+        *self.calendar.write().await = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// Today in the municipality's time zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now().with_timezone(&self.tz).date_naive()
+    }
+
+    /// Starts the outbox worker and the periodic jobs (deadline alerts, calendar refresh,
+    /// idle-session purge). The handles stop them when aborted.
+    pub fn start_background(&self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let worker = crate::outbox::Worker::new(
+            self.store.clone(),
+            self.config.clone(),
+            self.outbox_wake.clone(),
+        )?;
+        let mut handles = vec![tokio::spawn(worker.run())];
+        let state = self.clone();
+        handles.push(tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(state.config.alerts_interval_secs.max(1));
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.refresh_calendar().await {
+                    tracing::warn!(error = %e, "calendar refresh failed");
+                }
+                let cal = state.calendar().await;
+                match service::run_alerts(&state.store, &cal, state.today()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(cases = n, "deadline alerts updated");
+                        state.outbox_wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "alert job failed"),
+                }
+            }
+        }));
+        let state = self.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let ttl = state.config.chat.session_ttl_minutes * 60_000;
+                let cutoff = crate::store::now_millis() - ttl;
+                match crate::chat::session::purge_idle(&state.soft_store, cutoff).await {
+                    Ok(n) if n > 0 => tracing::info!(sessions = n, "idle chat sessions purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+            }
+        }));
+        Ok(handles)
     }
 
     pub async fn reload_catalog(&self) -> Result<Arc<Engine>, CatalogError> {

@@ -135,8 +135,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             tracing::info!(database = %config.database_url_redacted(), "starting");
             let state = AppState::build(config).await?;
             spawn_reload_on_sighup(state.clone());
-            spawn_housekeeping(state.clone());
+            let background = state.start_background()?;
             crate::http::serve(state, listener).await?;
+            for h in background {
+                h.abort();
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -314,20 +317,3 @@ fn spawn_reload_on_sighup(state: AppState) {
 
 #[cfg(not(unix))]
 fn spawn_reload_on_sighup(_state: AppState) {}
-
-/// Forgets idle chat sessions once an hour.
-fn spawn_housekeeping(state: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let ttl = state.config.chat.session_ttl_minutes * 60_000;
-            let cutoff = crate::store::now_millis() - ttl;
-            match crate::chat::session::purge_idle(&state.soft_store, cutoff).await {
-                Ok(n) if n > 0 => tracing::info!(sessions = n, "idle chat sessions purged"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "session purge failed"),
-            }
-        }
-    });
-}

@@ -106,6 +106,67 @@ impl Default for AnalyticsConfig {
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Gestión documental endpoint receiving each derivation; none = webhooks are skipped.
+    pub webhook_url: Option<String>,
+    /// Deliveries tried before a message goes to the dead letters.
+    pub max_attempts: i32,
+    /// First retry delay; doubles each attempt up to `max_backoff_ms`.
+    pub base_backoff_ms: i64,
+    pub max_backoff_ms: i64,
+    /// How often the worker looks for due messages (new ones wake it at once).
+    pub poll_ms: u64,
+    pub timeout_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            max_attempts: 8,
+            base_backoff_ms: 2_000,
+            max_backoff_ms: 3_600_000,
+            poll_ms: 1_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// SMTP relay; none = e-mails are skipped (and marked so in the outbox).
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Secret,
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 25,
+            tls: SmtpTls::None,
+            username: None,
+            password: Secret::default(),
+            from: "OIRS Municipal <oirs@example.cl>".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
     pub database_url: String,
@@ -124,6 +185,12 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// Shared secret for signing webhooks to the document-management system.
     pub webhook_secret: Secret,
+    /// Where residents reach the service (links in e-mails).
+    pub public_base_url: String,
+    pub outbox: OutboxConfig,
+    pub smtp: SmtpConfig,
+    /// How often the deadline alert job runs.
+    pub alerts_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -142,6 +209,10 @@ impl Default for Config {
             chat: ChatConfig::default(),
             analytics: AnalyticsConfig::default(),
             webhook_secret: Secret::default(),
+            public_base_url: "http://127.0.0.1:8080".into(),
+            outbox: OutboxConfig::default(),
+            smtp: SmtpConfig::default(),
+            alerts_interval_secs: 300,
         }
     }
 }
@@ -289,6 +360,49 @@ impl Config {
         if let Some(v) = env("VENTANILLA_WEBHOOK_SECRET") {
             self.webhook_secret = Secret::new(v);
         }
+        if let Some(v) = env("VENTANILLA_WEBHOOK_URL") {
+            self.outbox.webhook_url = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(v) = env("VENTANILLA_PUBLIC_BASE_URL") {
+            self.public_base_url = v.trim_end_matches('/').to_string();
+        }
+        if let Some(v) = env("VENTANILLA_OUTBOX_MAX_ATTEMPTS") {
+            self.outbox.max_attempts = parse("VENTANILLA_OUTBOX_MAX_ATTEMPTS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_OUTBOX_BASE_BACKOFF_MS") {
+            self.outbox.base_backoff_ms = parse("VENTANILLA_OUTBOX_BASE_BACKOFF_MS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_SMTP_HOST") {
+            self.smtp.host = (!v.trim().is_empty()).then(|| v.trim().to_string());
+        }
+        if let Some(v) = env("VENTANILLA_SMTP_PORT") {
+            self.smtp.port = parse("VENTANILLA_SMTP_PORT", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_SMTP_TLS") {
+            self.smtp.tls = match v.trim() {
+                "none" => SmtpTls::None,
+                "starttls" => SmtpTls::Starttls,
+                "tls" => SmtpTls::Tls,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "VENTANILLA_SMTP_TLS".into(),
+                        message: format!("expected none, starttls or tls, got {other:?}"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = env("VENTANILLA_SMTP_USERNAME") {
+            self.smtp.username = Some(v);
+        }
+        if let Some(v) = env("VENTANILLA_SMTP_PASSWORD") {
+            self.smtp.password = Secret::new(v);
+        }
+        if let Some(v) = env("VENTANILLA_SMTP_FROM") {
+            self.smtp.from = v;
+        }
+        if let Some(v) = env("VENTANILLA_ALERTS_INTERVAL_SECS") {
+            self.alerts_interval_secs = parse("VENTANILLA_ALERTS_INTERVAL_SECS", &v)?;
+        }
         Ok(())
     }
 
@@ -324,6 +438,29 @@ impl Config {
                 "chat: thresholds must satisfy 0 <= suggest_threshold <= answer_threshold <= 1"
                     .into(),
             ));
+        }
+        if let Some(url) = &self.outbox.webhook_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(
+                    "outbox.webhook_url: must be an http(s) URL".into(),
+                ));
+            }
+            if !self.webhook_secret.is_set() {
+                return Err(ConfigError::Invalid(
+                    "webhook_secret: required when outbox.webhook_url is set".into(),
+                ));
+            }
+        }
+        if self.outbox.max_attempts < 1 || self.outbox.base_backoff_ms < 1 {
+            return Err(ConfigError::Invalid(
+                "outbox: max_attempts and base_backoff_ms must be positive".into(),
+            ));
+        }
+        if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.from: {:?} is not a mailbox",
+                self.smtp.from
+            )));
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

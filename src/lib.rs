@@ -1,9 +1,10 @@
 //! Ventanilla: the digital front desk of a Chilean municipality.
 //!
 //! - [`chat`]: the asistente virtual (intent catalog, matcher, botonera).
-//! - [`oirs`]: residents' cases (domain types so far).
+//! - [`oirs`]: residents' cases: filing, tracking, routing, días hábiles.
+//! - [`outbox`]: durable delivery of webhooks and e-mails.
 //! - [`analytics`]: interaction recording.
-//! - [`staff`]: staff authentication.
+//! - [`staff`]: authentication, the staff case API and administration.
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
 pub mod analytics;
@@ -13,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod oirs;
+pub mod outbox;
 pub mod staff;
 pub mod store;

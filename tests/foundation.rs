@@ -17,7 +17,10 @@ async fn migrations_apply_and_are_idempotent(backend: Backend) {
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("first migrate");
     store.migrate().await.expect("second migrate is a no-op");
-    assert_eq!(store.applied_migrations().await.expect("versions"), vec![1]);
+    assert_eq!(
+        store.applied_migrations().await.expect("versions"),
+        vec![1, 2]
+    );
     // Seeded data is there: the default departments.
     let n: (i64,) = ventanilla::with_pool!(&store, pool => {
         sqlx::query_as("SELECT COUNT(*) FROM departments").fetch_one(pool).await.expect("count")

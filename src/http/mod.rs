@@ -67,6 +67,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(crate::chat::routes::router(&state))
         .merge(crate::staff::routes::router(&state))
+        .merge(crate::oirs::routes::router(&state))
+        .merge(crate::staff::cases::router())
+        .merge(crate::staff::admin::router())
         .fallback(|| async { ApiError::not_found("route").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

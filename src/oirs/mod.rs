@@ -1,5 +1,10 @@
-//! OIRS: residents' consultas, solicitudes, reclamos, sugerencias and felicitaciones.
+//! OIRS: residents' consultas, solicitudes, reclamos, sugerencias and felicitaciones —
+//! filing, folios and tracking, routing to departments and deadlines in días hábiles.
 
+pub mod calendar;
+pub mod domain;
+pub mod routes;
 pub mod rut;
+pub mod service;
 
 pub use rut::Rut;

@@ -1,4 +1,6 @@
-//! Staff: authentication and, as the OIRS grows, the department inbox.
+//! Staff: authentication, the department inbox and case actions, administration.
 
+pub mod admin;
 pub mod auth;
+pub mod cases;
 pub mod routes;

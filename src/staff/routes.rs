@@ -12,8 +12,12 @@ use super::auth::{self, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
 use crate::http::{rate_limited, ApiError, ApiJson, ApiResult};
+use crate::oirs::service;
 
 pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
+/// Failed logins per username tolerated within the window before answering 429.
+pub const LOGIN_MAX_FAILURES: i64 = 5;
+pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     rate_limited(
@@ -43,7 +47,14 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<LoginIn>,
 ) -> ApiResult<impl IntoResponse> {
-    let found = auth::find_user(&state.store, input.username.trim()).await?;
+    let username = input.username.trim().to_string();
+    // Backoff: after repeated failures the account is locked for a while, whoever asks.
+    let failures =
+        service::recent_failures(&state.store, "login", &username, LOGIN_WINDOW_MS).await?;
+    if failures >= LOGIN_MAX_FAILURES {
+        return Err(ApiError::too_many_requests((LOGIN_WINDOW_MS / 1000) as u64));
+    }
+    let found = auth::find_user(&state.store, &username).await?;
     // Verify against a dummy hash when the user does not exist, so timing does not reveal it.
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
@@ -56,13 +67,15 @@ pub async fn login(
     let user = match (user, ok) {
         (Some(u), true) => u,
         _ => {
+            service::note_failure(&state.store, "login", &username, LOGIN_WINDOW_MS).await?;
             return Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "usuario o contraseña incorrectos",
-            ))
+            ));
         }
     };
+    service::clear_failures(&state.store, "login", &username).await?;
     let token = auth::create_session(&state.store, user.id, SESSION_TTL_MS).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",

@@ -77,11 +77,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init")
+    migrations!("sqlite": 1 "init", 2 "oirs")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init")
+    migrations!("postgres": 1 "init", 2 "oirs")
 }
 
 /// How hard a commit waits for the disk.

@@ -121,6 +121,7 @@ pub struct TestApp {
     pub state: AppState,
     pub db: TestDb,
     server: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -167,6 +168,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        for h in &self.background {
+            h.abort();
+        }
     }
 }
 
@@ -185,6 +189,7 @@ pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = test_config(&db.url);
     tweak(&mut cfg);
     let state = AppState::build(cfg).await.expect("app state");
+    let background = state.start_background().expect("background jobs");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -207,6 +212,7 @@ pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
         state,
         db,
         server,
+        background,
     }
 }
 

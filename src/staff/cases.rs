@@ -1,0 +1,290 @@
+//! Staff case endpoints: inbox, detail (audited), registration of cases from other channels,
+//! events and the pending report. Department staff see and act on their own department only.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{Role, StaffUser};
+use crate::app::AppState;
+use crate::http::error::ErrorBody;
+use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::oirs::domain::{Channel, Folio};
+use crate::oirs::routes::{file_and_answer, idempotency, validate, CaseIn};
+use crate::oirs::service::{
+    self, Actor, CaseEvent, CaseFilter, CaseRecord, EventIn, Filed, PendingRow,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/staff/cases", get(list).post(register))
+        .route("/api/v1/staff/cases/{folio}", get(detail))
+        .route("/api/v1/staff/cases/{folio}/events", post(add_event))
+        .route("/api/v1/staff/reports/pending", get(pending))
+}
+
+impl From<&StaffUser> for Actor {
+    fn from(u: &StaffUser) -> Self {
+        Actor {
+            user_id: u.id,
+            username: u.username.clone(),
+            role: u.role,
+            department: u.department.clone(),
+        }
+    }
+}
+
+const CASE_ROLES: &[Role] = &[Role::Admin, Role::Coordinator, Role::Department];
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseSummary {
+    pub folio: String,
+    #[serde(rename = "type")]
+    pub case_type: String,
+    pub topic: String,
+    pub department: String,
+    pub status: crate::oirs::domain::Status,
+    pub channel: String,
+    pub received_at: DateTime<Utc>,
+    pub due_date: NaiveDate,
+    /// Business days until the due date (negative when overdue).
+    pub business_days_left: i64,
+    pub alert_level: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub department: Option<String>,
+    #[serde(rename = "type")]
+    pub case_type: Option<String>,
+    pub overdue: Option<bool>,
+    pub due_before: Option<NaiveDate>,
+    pub alert: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// The inbox: cases filtered by status, department, type, overdue, due date or alert level.
+/// Lists carry no personal data; the detail view does (and is audited).
+#[utoipa::path(get, path = "/api/v1/staff/cases", tag = "staff", params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<CaseSummary>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<CaseSummary>>> {
+    user.require(CASE_ROLES)?;
+    if let Some(s) = &q.status {
+        if s.parse::<crate::oirs::domain::Status>().is_err() {
+            return Err(ApiError::invalid("status", format!("unknown status {s:?}")));
+        }
+    }
+    if let Some(a) = &q.alert {
+        if !["alerta", "vencido", "none"].contains(&a.as_str()) {
+            return Err(ApiError::invalid(
+                "alert",
+                "expected alerta, vencido or none",
+            ));
+        }
+    }
+    let department = match user.role {
+        Role::Department => {
+            if q.department
+                .as_ref()
+                .is_some_and(|d| Some(d) != user.department.as_ref())
+            {
+                return Err(ApiError::forbidden());
+            }
+            user.department.clone()
+        }
+        _ => q.department.clone(),
+    };
+    let filter = CaseFilter {
+        status: q.status,
+        department,
+        case_type: q.case_type,
+        overdue: q.overdue,
+        due_before: q.due_before,
+        alert: q.alert,
+    };
+    let today = state.today();
+    let cal = state.calendar().await;
+    let rows = service::list_cases(
+        &state.store,
+        &filter,
+        today,
+        q.limit.unwrap_or(500).clamp(1, 5000),
+    )
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|c| CaseSummary {
+                business_days_left: cal.days_left(today, c.due_date),
+                folio: c.folio,
+                case_type: c.case_type,
+                topic: c.topic,
+                department: c.department,
+                status: c.status,
+                channel: c.channel,
+                received_at: c.received_at,
+                due_date: c.due_date,
+                alert_level: c.alert_level,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: CaseRecord,
+    pub business_days_left: i64,
+    pub events: Vec<CaseEvent>,
+}
+
+fn parse_folio(folio: &str) -> Result<String, ApiError> {
+    Folio::parse(folio)
+        .map(|f| f.to_string())
+        .ok_or_else(|| ApiError::not_found("case"))
+}
+
+/// One case with the resident's data and its whole history. Every read is audited.
+#[utoipa::path(get, path = "/api/v1/staff/cases/{folio}", tag = "staff",
+    params(("folio" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = CaseDetail), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn detail(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Path(folio): Path<String>,
+) -> ApiResult<Json<CaseDetail>> {
+    user.require(CASE_ROLES)?;
+    let folio = parse_folio(&folio)?;
+    let case = service::find_case(&state.store, &folio)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    let actor = Actor::from(&user);
+    if !actor.may_act_on(&case.department) {
+        return Err(ApiError::forbidden());
+    }
+    service::audit(
+        &state.store,
+        &actor,
+        "ver_caso",
+        &folio,
+        "lectura de datos personales",
+    )
+    .await?;
+    let events = service::case_events(&state.store, case.id, false).await?;
+    let cal = state.calendar().await;
+    Ok(Json(CaseDetail {
+        business_days_left: cal.days_left(state.today(), case.due_date),
+        case,
+        events,
+    }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StaffCaseIn {
+    #[serde(flatten)]
+    pub case: CaseIn,
+    pub channel: Channel,
+    /// When the municipality received it (RFC 3339); defaults to now.
+    #[serde(default)]
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// Registers a case received by another channel (presencial, Oficina de Partes, e-mail,
+/// teléfono) with its real reception time, so the deadline counts from then.
+#[utoipa::path(post, path = "/api/v1/staff/cases", tag = "staff", request_body = StaffCaseIn,
+    security(("bearer" = [])),
+    responses((status = 201, body = Filed), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    user: StaffUser,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<StaffCaseIn>,
+) -> ApiResult<(StatusCode, Json<Filed>)> {
+    user.require(CASE_ROLES)?;
+    let now = Utc::now();
+    let received_at = input.received_at.unwrap_or(now);
+    if received_at > now + chrono::Duration::minutes(5) {
+        return Err(ApiError::invalid(
+            "received_at",
+            "la fecha de recepción está en el futuro",
+        ));
+    }
+    if received_at < now - chrono::Duration::days(366) {
+        return Err(ApiError::invalid(
+            "received_at",
+            "la fecha de recepción tiene más de un año",
+        ));
+    }
+    if matches!(input.channel, Channel::Web | Channel::Chat) {
+        return Err(ApiError::invalid(
+            "channel",
+            "web and chat cases are filed by residents",
+        ));
+    }
+    let idem = idempotency(&headers, &input)?;
+    let mut case = validate(&input.case, &state, input.channel, received_at)?;
+    case.created_by = Some((user.id, user.username.clone()));
+    file_and_answer(&state, case, idem).await
+}
+
+/// Applies an event: derivar (coordinator), iniciar, comentar, pedir_informacion, reanudar,
+/// prorrogar, responder, cerrar. Illegal transitions answer 409.
+#[utoipa::path(post, path = "/api/v1/staff/cases/{folio}/events", tag = "staff",
+    params(("folio" = String, Path)), request_body = EventIn, security(("bearer" = [])),
+    responses((status = 200, body = CaseRecord), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_event(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Path(folio): Path<String>,
+    ApiJson(ev): ApiJson<EventIn>,
+) -> ApiResult<Json<CaseRecord>> {
+    user.require(CASE_ROLES)?;
+    let folio = parse_folio(&folio)?;
+    let cal = state.calendar().await;
+    let case = service::apply_event(
+        &state.store,
+        state.tz,
+        &cal,
+        &Actor::from(&user),
+        &folio,
+        &ev,
+    )
+    .await?;
+    state.outbox_wake.notify_one();
+    Ok(Json(case))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PendingQuery {
+    pub department: Option<String>,
+}
+
+/// Pending, in-alert, overdue and paused cases per department.
+#[utoipa::path(get, path = "/api/v1/staff/reports/pending", tag = "staff", params(PendingQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<PendingRow>), (status = 403, body = ErrorBody)))]
+pub async fn pending(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Query(q): Query<PendingQuery>,
+) -> ApiResult<Json<Vec<PendingRow>>> {
+    user.require(CASE_ROLES)?;
+    let department = match user.role {
+        Role::Department => user.department.clone(),
+        _ => q.department,
+    };
+    Ok(Json(
+        service::pending_report(&state.store, department.as_deref(), state.today()).await?,
+    ))
+}
