@@ -19,8 +19,8 @@ use crate::config::{Config, Secret, SmtpTls};
 use crate::store::{now_millis, Store, StoreError};
 use crate::with_pool;
 
-/// Claimed messages are invisible to other workers for this long.
-const LEASE_MS: i64 = 60_000;
+/// Claimed messages are invisible to other workers for the delivery timeout plus this.
+const LEASE_MARGIN_MS: i64 = 5_000;
 const BATCH: i64 = 20;
 
 /// `sha256=<hex>` of HMAC-SHA256 over `"{timestamp}.{body}"`.
@@ -210,7 +210,7 @@ impl Worker {
             // Claim it so another instance does not deliver it at the same time.
             let claimed = with_pool!(&self.store, pool => {
                 sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3")
-                    .bind(now + LEASE_MS).bind(id).bind(seen_next).execute(pool).await?.rows_affected()
+                    .bind(now + self.cfg.outbox.timeout_ms as i64 + LEASE_MARGIN_MS).bind(id).bind(seen_next).execute(pool).await?.rows_affected()
             });
             if claimed != 1 {
                 continue;

@@ -70,6 +70,14 @@ impl TestDb {
         }
     }
 
+    fn placeholder() -> Self {
+        Self {
+            url: String::new(),
+            pg_name: None,
+            _dir: None,
+        }
+    }
+
     pub fn pg_name(&self) -> Option<&str> {
         self.pg_name.as_deref()
     }
@@ -162,6 +170,18 @@ impl TestApp {
         assert_eq!(resp.status(), 200, "login");
         let body: serde_json::Value = resp.json().await.expect("json");
         body["token"].as_str().expect("token").to_string()
+    }
+}
+
+impl TestApp {
+    /// Stops the server and its background jobs and hands back the database, to start
+    /// another instance on it (a restart).
+    pub fn stop(mut self) -> TestDb {
+        self.server.abort();
+        for h in &self.background {
+            h.abort();
+        }
+        std::mem::replace(&mut self.db, TestDb::placeholder())
     }
 }
 
