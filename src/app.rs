@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::http::middleware::Metrics;
 use crate::oirs::calendar::DiasHabiles;
 use crate::oirs::service;
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,7 +42,7 @@ impl AppState {
         store.migrate().await?;
         service::sync_holidays(&store).await?;
         let calendar = service::calendar(&store).await?;
-        let soft_store = Store::connect_with(&config.database_url, Durability::Relaxed).await?;
+        let soft_store = store.relaxed_twin(&config.database_url).await?;
         let thresholds = thresholds(&config);
         let dir = config.intents_dir.clone();
         let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, thresholds)).await??;
@@ -81,6 +81,14 @@ impl AppState {
         Ok(())
     }
 
+    /// The outbox channels that have a receiver configured.
+    pub fn channels(&self) -> service::Channels {
+        service::Channels {
+            webhook: self.config.outbox.webhook_url.is_some(),
+            email: self.config.smtp.host.is_some(),
+        }
+    }
+
     /// Today in the municipality's time zone.
     pub fn today(&self) -> chrono::NaiveDate {
         chrono::Utc::now().with_timezone(&self.tz).date_naive()
@@ -105,7 +113,8 @@ impl AppState {
                     tracing::warn!(error = %e, "calendar refresh failed");
                 }
                 let cal = state.calendar().await;
-                match service::run_alerts(&state.store, &cal, state.today()).await {
+                match service::run_alerts(&state.store, &cal, state.channels(), state.today()).await
+                {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(cases = n, "deadline alerts updated");

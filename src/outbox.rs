@@ -208,10 +208,12 @@ impl Worker {
         let mut handled = 0;
         for (id, kind, payload, attempts, seen_next) in due {
             // Claim it so another instance does not deliver it at the same time.
+            let gate = self.store.write_gate().await;
             let claimed = with_pool!(&self.store, pool => {
                 sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3")
                     .bind(now + self.cfg.outbox.timeout_ms as i64 + LEASE_MARGIN_MS).bind(id).bind(seen_next).execute(pool).await?.rows_affected()
             });
+            drop(gate);
             if claimed != 1 {
                 continue;
             }

@@ -23,8 +23,13 @@ struct Server {
 
 impl Server {
     fn start(db_url: &str, intents: &Path) -> Self {
+        Self::start_with(db_url, intents, &[])
+    }
+
+    fn start_with(db_url: &str, intents: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
+            .envs(env.iter().copied())
             .env("VENTANILLA_LISTEN", "127.0.0.1:0")
             .env("DATABASE_URL", db_url)
             .env("VENTANILLA_INTENTS_DIR", intents)
@@ -291,3 +296,57 @@ fn check_config_redacts_secrets() {
     assert!(stdout.contains("\"webhook_secret\": \"***\""), "{stdout}");
     assert!(!stdout.contains("super-secreto"));
 }
+
+/// Every case acknowledged with 201 survives a `kill -9` of the server right after.
+async fn acknowledged_cases_survive_kill_9(backend: common::Backend) {
+    let Some(db) = common::TestDb::new(backend).await else {
+        return;
+    };
+    // A webhook receiver that is down: derivation messages wait in the outbox.
+    let mut server = Server::start_with(
+        &db.url,
+        &common::intents_dir(),
+        &[
+            ("VENTANILLA_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("VENTANILLA_WEBHOOK_SECRET", "s"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let mut folios = Vec::new();
+    for i in 0..25 {
+        let r = client
+            .post(format!("{}/api/v1/oirs/cases", server.base()))
+            .json(&json!({
+                "type": "reclamo", "topic": "aseo_retiro",
+                "description": format!("No pasó el camión de la basura, caso {i}"),
+                "name": "Pedro Soto", "consent": true
+            }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.expect("json");
+        folios.push(v["folio"].as_str().expect("folio").to_string());
+    }
+    server.signal("KILL");
+    let _ = server.child.wait();
+
+    let store = ventanilla::store::Store::connect(&db.url)
+        .await
+        .expect("reopen");
+    for f in &folios {
+        let case = ventanilla::oirs::service::find_case(&store, f)
+            .await
+            .expect("query");
+        assert!(case.is_some(), "{f} was acknowledged but is gone");
+    }
+    let outbox: (i64,) = ventanilla::with_pool!(&store, pool => {
+        sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = 'webhook'").fetch_one(pool).await.expect("q")
+    });
+    assert_eq!(
+        outbox.0, 25,
+        "each case's derivation message committed with it"
+    );
+    store.close().await;
+}
+on_both_backends!(acknowledged_cases_survive_kill_9);

@@ -40,7 +40,9 @@ struct Receiver {
     got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
 }
 
-async fn start_receiver(listener: tokio::net::TcpListener) -> (Receiver, tokio::task::JoinHandle<()>) {
+async fn start_receiver(
+    listener: tokio::net::TcpListener,
+) -> (Receiver, tokio::task::JoinHandle<()>) {
     let rec = Receiver::default();
     let r2 = rec.clone();
     let app = axum::Router::new().route(
@@ -61,13 +63,17 @@ async fn start_receiver(listener: tokio::net::TcpListener) -> (Receiver, tokio::
 
 /// A minimal SMTP server that accepts every message and keeps its data.
 async fn start_smtp_sink() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mails = Arc::new(Mutex::new(Vec::new()));
     let m2 = mails.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             let mails = m2.clone();
             tokio::spawn(async move {
                 let (r, mut w) = sock.into_split();
@@ -133,7 +139,9 @@ fn verify_signature(headers: &HeaderMap, body: &str) -> bool {
 }
 
 async fn filing_tracking_and_delivery(backend: Backend) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let (rec, _h) = start_receiver(listener).await;
     let (smtp, mails) = start_smtp_sink().await;
@@ -149,21 +157,42 @@ async fn filing_tracking_and_delivery(backend: Backend) {
     assert_eq!(filed["department"], "aseo_ornato", "routing by topic");
     let cal = app.state.calendar().await;
     let expected_due = cal.due_date(app.state.today(), 20);
-    assert_eq!(filed["due_date"], expected_due.format("%Y-%m-%d").to_string());
+    assert_eq!(
+        filed["due_date"],
+        expected_due.format("%Y-%m-%d").to_string()
+    );
     let code = filed["tracking_code"].as_str().expect("code").to_string();
 
     // Tracking with the code or the RUT; a wrong secret looks like an unknown folio.
-    let r = app.get(&format!("/api/v1/oirs/cases/{folio}?code={code}")).await;
+    let r = app
+        .get(&format!("/api/v1/oirs/cases/{folio}?code={code}"))
+        .await;
     assert_eq!(r.status(), 200);
     let t: Value = r.json().await.expect("json");
     assert_eq!(t["status"], "derivado");
-    let kinds: Vec<&str> = t["history"].as_array().expect("h").iter().filter_map(|e| e["status"].as_str()).collect();
+    let kinds: Vec<&str> = t["history"]
+        .as_array()
+        .expect("h")
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
     assert_eq!(kinds, vec!["recibido", "derivado"]);
-    assert!(t.get("rut").is_none() && t.get("email").is_none(), "no personal data in tracking");
-    let r = app.get(&format!("/api/v1/oirs/cases/{folio}?rut=12345678-5")).await;
+    assert!(
+        t.get("rut").is_none() && t.get("email").is_none(),
+        "no personal data in tracking"
+    );
+    let r = app
+        .get(&format!("/api/v1/oirs/cases/{folio}?rut=12345678-5"))
+        .await;
     assert_eq!(r.status(), 200);
-    let wrong = app.get(&format!("/api/v1/oirs/cases/{folio}?code=AAAAAAAAAAAA")).await;
-    let unknown = app.get(&format!("/api/v1/oirs/cases/OIRS-{year}-999999?code={code}")).await;
+    let wrong = app
+        .get(&format!("/api/v1/oirs/cases/{folio}?code=AAAAAAAAAAAA"))
+        .await;
+    let unknown = app
+        .get(&format!(
+            "/api/v1/oirs/cases/OIRS-{year}-999999?code={code}"
+        ))
+        .await;
     assert_eq!(wrong.status(), 404);
     assert_eq!(unknown.status(), 404);
     assert_eq!(
@@ -184,7 +213,12 @@ async fn filing_tracking_and_delivery(backend: Backend) {
     assert_eq!(payload["type"], "reclamo");
     assert!(payload["received_at"].is_string() && payload["due_date"].is_string());
     let mail = common::wait_for(Duration::from_secs(20), || async {
-        mails.lock().expect("lock").iter().find(|m| m.contains("juana@example.cl")).cloned()
+        mails
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|m| m.contains("juana@example.cl"))
+            .cloned()
     })
     .await
     .expect("acknowledgement e-mail");
@@ -193,22 +227,34 @@ async fn filing_tracking_and_delivery(backend: Backend) {
 on_both_backends!(filing_tracking_and_delivery);
 
 async fn tracking_guesses_are_throttled(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
     let (_, filed) = file(&app, case_body("calles_veredas")).await;
     let folio = filed["folio"].as_str().expect("folio");
     for _ in 0..5 {
-        let r = app.get(&format!("/api/v1/oirs/cases/{folio}?code=WRONGWRONGXX")).await;
+        let r = app
+            .get(&format!("/api/v1/oirs/cases/{folio}?code=WRONGWRONGXX"))
+            .await;
         assert_eq!(r.status(), 404);
     }
     let code = filed["tracking_code"].as_str().expect("code");
-    let r = app.get(&format!("/api/v1/oirs/cases/{folio}?code={code}")).await;
-    assert_eq!(r.status(), 429, "even the right code waits once the folio is locked");
+    let r = app
+        .get(&format!("/api/v1/oirs/cases/{folio}?code={code}"))
+        .await;
+    assert_eq!(
+        r.status(),
+        429,
+        "even the right code waits once the folio is locked"
+    );
 }
 on_both_backends!(tracking_guesses_are_throttled);
 
 #[tokio::test]
 async fn invalid_filings_name_the_field() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
     let cases = [
         ("rut", json!("12.345.678-9")),
         ("email", json!("juana@")),
@@ -238,7 +284,9 @@ async fn invalid_filings_name_the_field() {
 }
 
 async fn idempotency_key_returns_the_same_case(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
     let send = |body: Value| {
         app.client
             .post(app.url("/api/v1/oirs/cases"))
@@ -263,19 +311,30 @@ async fn idempotency_key_returns_the_same_case(backend: Backend) {
 on_both_backends!(idempotency_key_returns_the_same_case);
 
 async fn concurrent_filings_get_consecutive_folios(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
     let app = Arc::new(app);
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let app = app.clone();
-        tasks.push(tokio::spawn(async move { file(&app, case_body("aseo_retiro")).await }));
+        tasks.push(tokio::spawn(async move {
+            file(&app, case_body("aseo_retiro")).await
+        }));
     }
     let mut seqs = Vec::new();
     for t in tasks {
         let (status, v) = t.await.expect("join");
         assert_eq!(status, 201, "{v}");
         let folio = v["folio"].as_str().expect("folio");
-        seqs.push(folio.rsplit('-').next().expect("seq").parse::<i64>().expect("n"));
+        seqs.push(
+            folio
+                .rsplit('-')
+                .next()
+                .expect("seq")
+                .parse::<i64>()
+                .expect("n"),
+        );
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
@@ -283,90 +342,262 @@ async fn concurrent_filings_get_consecutive_folios(backend: Backend) {
 on_both_backends!(concurrent_filings_get_consecutive_folios);
 
 async fn staff_roles_and_case_lifecycle(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
     let (_, luz) = file(&app, case_body("alumbrado_publico")).await; // aseo_ornato
     let (_, hoyo) = file(&app, case_body("calles_veredas")).await; // secpla
     let luz_folio = luz["folio"].as_str().expect("f").to_string();
     let hoyo_folio = hoyo["folio"].as_str().expect("f").to_string();
-    let aseo = app.login_as("aseo1", "department", Some("aseo_ornato")).await;
+    let aseo = app
+        .login_as("aseo1", "department", Some("aseo_ornato"))
+        .await;
     let secpla = app.login_as("secpla1", "department", Some("secpla")).await;
     let coord = app.login_as("coord", "coordinator", None).await;
     let analyst = app.login_as("ana", "analyst", None).await;
     let admin = app.login_as("root", "admin", None).await;
-    let get = |token: &str, path: &str| {
-        app.client.get(app.url(path)).bearer_auth(token).send()
-    };
+    let get = |token: &str, path: &str| app.client.get(app.url(path)).bearer_auth(token).send();
     let post = |token: &str, path: &str, body: Value| {
-        app.client.post(app.url(path)).bearer_auth(token).json(&body).send()
+        app.client
+            .post(app.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
     };
 
     // Department staff see only their own cases.
-    let list: Value = get(&aseo, "/api/v1/staff/cases").await.expect("s").json().await.expect("j");
-    let folios: Vec<&str> = list.as_array().expect("a").iter().map(|c| c["folio"].as_str().expect("f")).collect();
+    let list: Value = get(&aseo, "/api/v1/staff/cases")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    let folios: Vec<&str> = list
+        .as_array()
+        .expect("a")
+        .iter()
+        .map(|c| c["folio"].as_str().expect("f"))
+        .collect();
     assert_eq!(folios, vec![luz_folio.as_str()]);
     assert!(list[0].get("rut").is_none(), "lists carry no personal data");
-    assert_eq!(get(&aseo, &format!("/api/v1/staff/cases/{hoyo_folio}")).await.expect("s").status(), 403);
-    assert_eq!(get(&aseo, "/api/v1/staff/cases?department=secpla").await.expect("s").status(), 403);
-    assert_eq!(get(&analyst, &format!("/api/v1/staff/cases/{luz_folio}")).await.expect("s").status(), 403);
-    assert_eq!(get(&analyst, "/api/v1/staff/cases").await.expect("s").status(), 403);
+    assert_eq!(
+        get(&aseo, &format!("/api/v1/staff/cases/{hoyo_folio}"))
+            .await
+            .expect("s")
+            .status(),
+        403
+    );
+    assert_eq!(
+        get(&aseo, "/api/v1/staff/cases?department=secpla")
+            .await
+            .expect("s")
+            .status(),
+        403
+    );
+    assert_eq!(
+        get(&analyst, &format!("/api/v1/staff/cases/{luz_folio}"))
+            .await
+            .expect("s")
+            .status(),
+        403
+    );
+    assert_eq!(
+        get(&analyst, "/api/v1/staff/cases")
+            .await
+            .expect("s")
+            .status(),
+        403
+    );
     assert_eq!(app.get("/api/v1/staff/cases").await.status(), 401);
-    let all: Value = get(&coord, "/api/v1/staff/cases").await.expect("s").json().await.expect("j");
+    let all: Value = get(&coord, "/api/v1/staff/cases")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     assert_eq!(all.as_array().expect("a").len(), 2);
 
     // Detail shows personal data, and the read is audited.
-    let d: Value = get(&aseo, &format!("/api/v1/staff/cases/{luz_folio}")).await.expect("s").json().await.expect("j");
+    let d: Value = get(&aseo, &format!("/api/v1/staff/cases/{luz_folio}"))
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     assert_eq!(d["rut"], "12345678-5");
     let cal = app.state.calendar().await;
     let due: chrono::NaiveDate = d["due_date"].as_str().expect("due").parse().expect("date");
     let left = cal.days_left(app.state.today(), due);
     assert_eq!(d["business_days_left"], left);
-    assert!((20..=21).contains(&left), "a fresh case has its whole deadline ahead: {left}");
-    let audit: Value = get(&admin, &format!("/api/v1/admin/audit?folio={luz_folio}")).await.expect("s").json().await.expect("j");
-    assert!(audit.as_array().expect("a").iter().any(|e| e["action"] == "ver_caso" && e["username"] == "aseo1"));
+    assert!(
+        (20..=21).contains(&left),
+        "a fresh case has its whole deadline ahead: {left}"
+    );
+    let audit: Value = get(&admin, &format!("/api/v1/admin/audit?folio={luz_folio}"))
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert!(audit
+        .as_array()
+        .expect("a")
+        .iter()
+        .any(|e| e["action"] == "ver_caso" && e["username"] == "aseo1"));
 
     // Only the coordinator re-routes; the new department then sees the case.
     let ev = format!("/api/v1/staff/cases/{luz_folio}/events");
-    let r = post(&aseo, &ev, json!({"kind": "derivar", "department": "secpla", "text": "no es nuestro"})).await.expect("s");
+    let r = post(
+        &aseo,
+        &ev,
+        json!({"kind": "derivar", "department": "secpla", "text": "no es nuestro"}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 403);
-    let r = post(&coord, &ev, json!({"kind": "derivar", "department": "secpla", "text": "corresponde a SECPLA"})).await.expect("s");
+    let r = post(
+        &coord,
+        &ev,
+        json!({"kind": "derivar", "department": "secpla", "text": "corresponde a SECPLA"}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 200);
-    let list: Value = get(&secpla, "/api/v1/staff/cases").await.expect("s").json().await.expect("j");
+    let list: Value = get(&secpla, "/api/v1/staff/cases")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     assert_eq!(list.as_array().expect("a").len(), 2);
-    assert_eq!(get(&aseo, &format!("/api/v1/staff/cases/{luz_folio}")).await.expect("s").status(), 403);
+    assert_eq!(
+        get(&aseo, &format!("/api/v1/staff/cases/{luz_folio}"))
+            .await
+            .expect("s")
+            .status(),
+        403
+    );
 
     // Status machine: illegal transitions are 409; text is required where it matters.
-    assert_eq!(post(&secpla, &ev, json!({"kind": "cerrar"})).await.expect("s").status(), 409);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "responder"})).await.expect("s").status(), 422);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "volar"})).await.expect("s").status(), 422);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "iniciar"})).await.expect("s").status(), 200);
-    let r = post(&secpla, &ev, json!({"kind": "pedir_informacion", "text": "¿Cuál es el número del poste?"})).await.expect("s");
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "cerrar"}))
+            .await
+            .expect("s")
+            .status(),
+        409
+    );
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "responder"}))
+            .await
+            .expect("s")
+            .status(),
+        422
+    );
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "volar"}))
+            .await
+            .expect("s")
+            .status(),
+        422
+    );
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "iniciar"}))
+            .await
+            .expect("s")
+            .status(),
+        200
+    );
+    let r = post(
+        &secpla,
+        &ev,
+        json!({"kind": "pedir_informacion", "text": "¿Cuál es el número del poste?"}),
+    )
+    .await
+    .expect("s");
     let v: Value = r.json().await.expect("j");
     assert_eq!(v["status"], "pendiente_informacion");
     assert!(v["paused_since"].is_string());
-    assert_eq!(post(&secpla, &ev, json!({"kind": "responder", "text": "x"})).await.expect("s").status(), 409);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "reanudar"})).await.expect("s").status(), 200);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "prorrogar"})).await.expect("s").status(), 409, "reclamos have no extension");
-    let r = post(&secpla, &ev, json!({"kind": "responder", "text": "Repusimos la luminaria el martes."})).await.expect("s");
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "responder", "text": "x"}))
+            .await
+            .expect("s")
+            .status(),
+        409
+    );
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "reanudar"}))
+            .await
+            .expect("s")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "prorrogar"}))
+            .await
+            .expect("s")
+            .status(),
+        409,
+        "reclamos have no extension"
+    );
+    let r = post(
+        &secpla,
+        &ev,
+        json!({"kind": "responder", "text": "Repusimos la luminaria el martes."}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 200);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "cerrar"})).await.expect("s").status(), 200);
-    assert_eq!(post(&secpla, &ev, json!({"kind": "comentar", "text": "tarde"})).await.expect("s").status(), 409);
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "cerrar"}))
+            .await
+            .expect("s")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(&secpla, &ev, json!({"kind": "comentar", "text": "tarde"}))
+            .await
+            .expect("s")
+            .status(),
+        409
+    );
 
     // The resident sees the answer and a public history without internal notes.
     let code = luz["tracking_code"].as_str().expect("code");
-    let t: Value = app.get(&format!("/api/v1/oirs/cases/{luz_folio}?code={code}")).await.json().await.expect("j");
+    let t: Value = app
+        .get(&format!("/api/v1/oirs/cases/{luz_folio}?code={code}"))
+        .await
+        .json()
+        .await
+        .expect("j");
     assert_eq!(t["status"], "cerrado");
     assert_eq!(t["answer"], "Repusimos la luminaria el martes.");
-    assert!(!t.to_string().contains("corresponde a SECPLA"), "internal reasons stay internal");
+    assert!(
+        !t.to_string().contains("corresponde a SECPLA"),
+        "internal reasons stay internal"
+    );
 
     // Pending report per department.
-    let rep: Value = get(&coord, "/api/v1/staff/reports/pending").await.expect("s").json().await.expect("j");
-    let secpla_row = rep.as_array().expect("a").iter().find(|r| r["department"] == "secpla").expect("row");
+    let rep: Value = get(&coord, "/api/v1/staff/reports/pending")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    let secpla_row = rep
+        .as_array()
+        .expect("a")
+        .iter()
+        .find(|r| r["department"] == "secpla")
+        .expect("row");
     assert_eq!(secpla_row["pending"], 1);
 }
 on_both_backends!(staff_roles_and_case_lifecycle);
 
 async fn pause_extends_the_deadline_and_transparency_extends(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
     let mut body = case_body("transparencia");
     body["type"] = json!("transparencia");
     let (_, filed) = file(&app, body).await;
@@ -374,8 +605,19 @@ async fn pause_extends_the_deadline_and_transparency_extends(backend: Backend) {
     assert_eq!(filed["department"], "transparencia");
     let coord = app.login_as("coord", "coordinator", None).await;
     let ev = format!("/api/v1/staff/cases/{folio}/events");
-    let post = |body: Value| app.client.post(app.url(&ev)).bearer_auth(&coord).json(&body).send();
-    let r: Value = post(json!({"kind": "pedir_informacion", "text": "Precise el periodo"})).await.expect("s").json().await.expect("j");
+    let post = |body: Value| {
+        app.client
+            .post(app.url(&ev))
+            .bearer_auth(&coord)
+            .json(&body)
+            .send()
+    };
+    let r: Value = post(json!({"kind": "pedir_informacion", "text": "Precise el periodo"}))
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     let due_before: chrono::NaiveDate = r["due_date"].as_str().expect("d").parse().expect("date");
     // Pretend the clock stopped ten calendar days ago.
     let cal = app.state.calendar().await;
@@ -384,38 +626,83 @@ async fn pause_extends_the_deadline_and_transparency_extends(backend: Backend) {
         sqlx::query("UPDATE cases SET paused_since = $1 WHERE folio = $2")
             .bind(since.format("%Y-%m-%d").to_string()).bind(&folio).execute(pool).await.expect("update");
     });
-    let r: Value = post(json!({"kind": "reanudar"})).await.expect("s").json().await.expect("j");
+    let r: Value = post(json!({"kind": "reanudar"}))
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     let due_after: chrono::NaiveDate = r["due_date"].as_str().expect("d").parse().expect("date");
     let waited = cal.between(since, app.state.today()) as u32;
     assert!(waited >= 6);
     assert_eq!(due_after, cal.add(due_before, waited));
-    let r: Value = post(json!({"kind": "prorrogar"})).await.expect("s").json().await.expect("j");
+    let r: Value = post(json!({"kind": "prorrogar"}))
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     let extended: chrono::NaiveDate = r["due_date"].as_str().expect("d").parse().expect("date");
     assert_eq!(extended, cal.add(due_after, 10));
-    assert_eq!(post(json!({"kind": "prorrogar"})).await.expect("s").status(), 409, "only once");
+    assert_eq!(
+        post(json!({"kind": "prorrogar"}))
+            .await
+            .expect("s")
+            .status(),
+        409,
+        "only once"
+    );
 }
 on_both_backends!(pause_extends_the_deadline_and_transparency_extends);
 
 #[tokio::test]
 async fn staff_registers_cases_from_other_channels() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else { return };
-    let partes = app.login_as("partes1", "department", Some("oficina_partes")).await;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let partes = app
+        .login_as("partes1", "department", Some("oficina_partes"))
+        .await;
     let mut body = case_body("permisos_edificacion");
     body["type"] = json!("solicitud");
     body["channel"] = json!("oficina_partes");
     // Saturday 21 November 2026: counts from Monday 23.
     body["received_at"] = json!("2026-11-21T15:00:00Z");
-    let r = app.client.post(app.url("/api/v1/staff/cases")).bearer_auth(&partes).json(&body).send().await.expect("s");
+    let r = app
+        .client
+        .post(app.url("/api/v1/staff/cases"))
+        .bearer_auth(&partes)
+        .json(&body)
+        .send()
+        .await
+        .expect("s");
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.expect("j");
     assert_eq!(v["due_date"], "2026-12-22");
     assert_eq!(v["department"], "dom");
     body["received_at"] = json!("2099-01-01T00:00:00Z");
-    let r = app.client.post(app.url("/api/v1/staff/cases")).bearer_auth(&partes).json(&body).send().await.expect("s");
+    let r = app
+        .client
+        .post(app.url("/api/v1/staff/cases"))
+        .bearer_auth(&partes)
+        .json(&body)
+        .send()
+        .await
+        .expect("s");
     assert_eq!(r.status(), 422);
-    assert_eq!(r.json::<Value>().await.expect("j")["error"]["field"], "received_at");
+    assert_eq!(
+        r.json::<Value>().await.expect("j")["error"]["field"],
+        "received_at"
+    );
     body["received_at"] = json!("ayer");
-    let r = app.client.post(app.url("/api/v1/staff/cases")).bearer_auth(&partes).json(&body).send().await.expect("s");
+    let r = app
+        .client
+        .post(app.url("/api/v1/staff/cases"))
+        .bearer_auth(&partes)
+        .json(&body)
+        .send()
+        .await
+        .expect("s");
     assert_eq!(r.status(), 422);
 }
 
@@ -426,7 +713,9 @@ async fn webhook_is_delivered_after_the_receiver_comes_back_and_across_restarts(
         l.local_addr().expect("addr").port()
     };
     let hook = format!("http://127.0.0.1:{port}/hook");
-    let Some(db) = common::TestDb::new(backend).await else { return };
+    let Some(db) = common::TestDb::new(backend).await else {
+        return;
+    };
     let url = db.url.clone();
     let app = common::spawn_on(db, with_outbox(hook.clone(), None)).await;
     let (status, filed) = file(&app, case_body("alumbrado_publico")).await;
@@ -446,7 +735,9 @@ async fn webhook_is_delivered_after_the_receiver_comes_back_and_across_restarts(
     let state = app.state.clone();
     let db = app.stop();
     state.store.close().await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("rebind");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("rebind");
     let (rec, _h) = start_receiver(listener).await;
     let app2 = common::spawn_on(db, move |c| {
         c.database_url = url;
@@ -483,8 +774,16 @@ async fn dead_letters_are_visible_and_retried_by_admins() {
     file(&app, case_body("alumbrado_publico")).await;
     let admin = app.login_as("root", "admin", None).await;
     let dead: Value = common::wait_for(Duration::from_secs(20), || async {
-        let v: Value = app.client.get(app.url("/api/v1/admin/outbox?status=dead")).bearer_auth(&admin)
-            .send().await.expect("s").json().await.expect("j");
+        let v: Value = app
+            .client
+            .get(app.url("/api/v1/admin/outbox?status=dead"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("s")
+            .json()
+            .await
+            .expect("j");
         (!v["messages"].as_array().expect("a").is_empty()).then_some(v)
     })
     .await
@@ -492,24 +791,49 @@ async fn dead_letters_are_visible_and_retried_by_admins() {
     let msg = &dead["messages"][0];
     assert_eq!(msg["kind"], "webhook");
     assert_eq!(msg["attempts"], 2);
-    assert!(msg["last_error"].as_str().expect("err").contains("cannot reach"));
+    assert!(msg["last_error"]
+        .as_str()
+        .expect("err")
+        .contains("cannot reach"));
     let id = msg["id"].as_i64().expect("id");
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("rebind");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("rebind");
     let (rec, _h) = start_receiver(listener).await;
-    let r = app.client.post(app.url(&format!("/api/v1/admin/outbox/{id}/retry"))).bearer_auth(&admin).send().await.expect("s");
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/outbox/{id}/retry")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("s");
     assert_eq!(r.status(), 204);
     common::wait_for(Duration::from_secs(20), || async {
         (!rec.got.lock().expect("lock").is_empty()).then_some(())
     })
     .await
     .expect("delivered after retry");
-    let r = app.client.post(app.url(&format!("/api/v1/admin/outbox/{id}/retry"))).bearer_auth(&admin).send().await.expect("s");
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/outbox/{id}/retry")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("s");
     assert_eq!(r.status(), 404, "a sent message cannot be retried");
 }
 
 async fn alerts_mark_cases_near_and_past_their_deadline(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else { return };
+    // A configured (if unreachable) SMTP relay, so alert e-mails are queued.
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = 9;
+    })
+    .await
+    else {
+        return;
+    };
     let (_, a) = file(&app, case_body("alumbrado_publico")).await;
     let (_, b) = file(&app, case_body("alumbrado_publico")).await;
     let today = app.state.today();
@@ -522,20 +846,45 @@ async fn alerts_mark_cases_near_and_past_their_deadline(backend: Backend) {
                 .bind(d.format("%Y-%m-%d").to_string()).bind(f["folio"].as_str()).execute(pool).await.expect("u");
         });
     }
-    let changed = ventanilla::oirs::service::run_alerts(&app.state.store, &cal, today).await.expect("alerts");
+    let changed =
+        ventanilla::oirs::service::run_alerts(&app.state.store, &cal, app.state.channels(), today)
+            .await
+            .expect("alerts");
     assert_eq!(changed, 2);
     assert_eq!(
-        ventanilla::oirs::service::run_alerts(&app.state.store, &cal, today).await.expect("again"),
+        ventanilla::oirs::service::run_alerts(&app.state.store, &cal, app.state.channels(), today)
+            .await
+            .expect("again"),
         0,
         "idempotent"
     );
     let coord = app.login_as("coord", "coordinator", None).await;
-    let get = |q: &str| app.client.get(app.url(&format!("/api/v1/staff/cases?{q}"))).bearer_auth(&coord).send();
-    let v: Value = get("alert=alerta").await.expect("s").json().await.expect("j");
+    let get = |q: &str| {
+        app.client
+            .get(app.url(&format!("/api/v1/staff/cases?{q}")))
+            .bearer_auth(&coord)
+            .send()
+    };
+    let v: Value = get("alert=alerta")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     assert_eq!(v[0]["folio"], a["folio"]);
-    let v: Value = get("alert=vencido").await.expect("s").json().await.expect("j");
+    let v: Value = get("alert=vencido")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     assert_eq!(v[0]["folio"], b["folio"]);
-    let v: Value = get("overdue=true").await.expect("s").json().await.expect("j");
+    let v: Value = get("overdue=true")
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
     assert_eq!(v.as_array().expect("a").len(), 1);
     // The department was told through the outbox.
     let n: (i64,) = ventanilla::with_pool!(&app.state.store, pool => {
@@ -547,44 +896,111 @@ on_both_backends!(alerts_mark_cases_near_and_past_their_deadline);
 
 #[tokio::test]
 async fn login_backs_off_after_failures() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
     app.login_as("maria", "coordinator", None).await;
     for _ in 0..5 {
-        let r = app.post_json("/api/v1/auth/login", json!({"username": "maria", "password": "nope"})).await;
+        let r = app
+            .post_json(
+                "/api/v1/auth/login",
+                json!({"username": "maria", "password": "nope"}),
+            )
+            .await;
         assert_eq!(r.status(), 401);
     }
-    let r = app.post_json("/api/v1/auth/login", json!({"username": "maria", "password": "correct horse battery"})).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            json!({"username": "maria", "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
 }
 
 #[tokio::test]
 async fn admin_parameters_and_holidays() {
-    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else { return };
+    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
     let admin = app.login_as("root", "admin", None).await;
     let coord = app.login_as("coord", "coordinator", None).await;
-    let put = |token: &str, path: &str, body: Value| app.client.put(app.url(path)).bearer_auth(token).json(&body).send();
-    let r = put(&coord, "/api/v1/admin/case-types/reclamo", json!({"name": "Reclamo", "deadline_days": 10, "alert_days": 3})).await.expect("s");
+    let put = |token: &str, path: &str, body: Value| {
+        app.client
+            .put(app.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let r = put(
+        &coord,
+        "/api/v1/admin/case-types/reclamo",
+        json!({"name": "Reclamo", "deadline_days": 10, "alert_days": 3}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 403);
-    let r = put(&admin, "/api/v1/admin/case-types/reclamo", json!({"name": "Reclamo", "deadline_days": 10, "alert_days": 10})).await.expect("s");
+    let r = put(
+        &admin,
+        "/api/v1/admin/case-types/reclamo",
+        json!({"name": "Reclamo", "deadline_days": 10, "alert_days": 10}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 422);
-    let r = put(&admin, "/api/v1/admin/case-types/reclamo", json!({"name": "Reclamo", "deadline_days": 10, "alert_days": 3})).await.expect("s");
+    let r = put(
+        &admin,
+        "/api/v1/admin/case-types/reclamo",
+        json!({"name": "Reclamo", "deadline_days": 10, "alert_days": 3}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 200);
     // A new holiday tomorrow moves deadlines at once.
     let tomorrow = app.state.today() + chrono::Duration::days(1);
-    let r = put(&admin, &format!("/api/v1/admin/holidays/{tomorrow}"), json!({"name": "Feriado de prueba"})).await.expect("s");
+    let r = put(
+        &admin,
+        &format!("/api/v1/admin/holidays/{tomorrow}"),
+        json!({"name": "Feriado de prueba"}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 200);
     let cal = app.state.calendar().await;
     assert!(!cal.is_business_day(tomorrow));
     let (_, filed) = file(&app, case_body("alumbrado_publico")).await;
-    assert_eq!(filed["due_date"], cal.due_date(app.state.today(), 10).format("%Y-%m-%d").to_string());
+    assert_eq!(
+        filed["due_date"],
+        cal.due_date(app.state.today(), 10)
+            .format("%Y-%m-%d")
+            .to_string()
+    );
     // Routing rules can be changed and the catch-all is protected.
-    let r = put(&admin, "/api/v1/admin/routing-rules", json!({"case_type": "reclamo", "topic": "alumbrado_publico", "department": "dom"})).await.expect("s");
+    let r = put(
+        &admin,
+        "/api/v1/admin/routing-rules",
+        json!({"case_type": "reclamo", "topic": "alumbrado_publico", "department": "dom"}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 200);
     let (_, filed) = file(&app, case_body("alumbrado_publico")).await;
     assert_eq!(filed["department"], "dom");
-    let r = app.client.delete(app.url("/api/v1/admin/routing-rules/*/*")).bearer_auth(&admin).send().await.expect("s");
+    let r = app
+        .client
+        .delete(app.url("/api/v1/admin/routing-rules/*/*"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("s");
     assert_eq!(r.status(), 409);
-    let r = put(&admin, "/api/v1/admin/routing-rules", json!({"case_type": "reclamo", "topic": "nada", "department": "dom"})).await.expect("s");
+    let r = put(
+        &admin,
+        "/api/v1/admin/routing-rules",
+        json!({"case_type": "reclamo", "topic": "nada", "department": "dom"}),
+    )
+    .await
+    .expect("s");
     assert_eq!(r.status(), 422);
 }

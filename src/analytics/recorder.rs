@@ -77,6 +77,7 @@ pub async fn insert_batch(store: &Store, tz: Tz, batch: &[Interaction]) -> Resul
     if batch.is_empty() {
         return Ok(());
     }
+    let _gate = store.write_gate().await;
     // 14 parameters a row; stay well under SQLite's parameter limit.
     for chunk in batch.chunks(1000) {
         with_pool!(store, pool => {

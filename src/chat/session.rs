@@ -35,6 +35,7 @@ impl Loaded {
 
 pub async fn create(store: &Store, id: &str, now: i64) -> Result<(), StoreError> {
     let state = serde_json::to_string(&SessionState::default()).unwrap_or_else(|_| "{}".into());
+    let _gate = store.write_gate().await;
     with_pool!(store, pool => {
         sqlx::query("INSERT INTO chat_sessions (id, created_at, updated_at, state) VALUES ($1, $2, $2, $3)")
             .bind(id)
@@ -68,6 +69,7 @@ pub async fn save(
     now: i64,
 ) -> Result<(), StoreError> {
     let state = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
+    let _gate = store.write_gate().await;
     with_pool!(store, pool => {
         sqlx::query("UPDATE chat_sessions SET state = $1, updated_at = $2 WHERE id = $3")
             .bind(state)

@@ -225,6 +225,7 @@ pub async fn file_and_answer(
         tz: state.tz,
         calendar: &calendar,
         public_base_url: &state.config.public_base_url,
+        channels: state.channels(),
     };
     let (filed, replay) = service::file_case(
         &state.store,

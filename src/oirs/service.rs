@@ -289,11 +289,30 @@ pub struct Filed {
     pub due_date: NaiveDate,
 }
 
+/// Which outbox channels have a receiver. Messages for a channel nobody configured are not
+/// queued at all (a configured receiver that is down is another matter: those wait).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Channels {
+    pub webhook: bool,
+    pub email: bool,
+}
+
+impl Channels {
+    pub fn wants(&self, kind: &str) -> bool {
+        match kind {
+            "webhook" => self.webhook,
+            "email" => self.email,
+            _ => false,
+        }
+    }
+}
+
 /// Everything filing needs besides the store.
 pub struct FilingContext<'a> {
     pub tz: Tz,
     pub calendar: &'a DiasHabiles,
     pub public_base_url: &'a str,
+    pub channels: Channels,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -350,6 +369,7 @@ pub async fn file_case(
         .map(|(_, u)| u.clone())
         .unwrap_or_else(|| "vecino".into());
 
+    let gate = store.write_gate().await;
     let result: Result<Filed, OirsError> = with_pool!(store, pool => {
         async {
             let mut tx = pool.begin().await?;
@@ -389,26 +409,21 @@ pub async fn file_case(
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            let events = [
-                ("recibido", None, Status::Recibido, None, format!("Recibido por canal {}", c.channel.as_str())),
-                ("derivar", Some(Status::Recibido), Status::Derivado, Some(department.clone()), format!("Derivado a {dept_name}")),
-            ];
-            for (kind, from, to, dept, note) in events {
-                sqlx::query(
-                    "INSERT INTO case_events (case_id, at, kind, actor, from_status, to_status, department_id, note, public) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE)",
-                )
-                .bind(case_id)
-                .bind(now)
-                .bind(kind)
-                .bind(if kind == "recibido" { actor.as_str() } else { "sistema" })
-                .bind(from.map(|s| s.as_str()))
-                .bind(to.as_str())
-                .bind(dept)
-                .bind(note)
-                .execute(&mut *tx)
-                .await?;
-            }
+            // Both first events in one statement: fewer round trips while holding the lock.
+            sqlx::query(
+                "INSERT INTO case_events (case_id, at, kind, actor, from_status, to_status, department_id, note, public) \
+                 VALUES ($1, $2, 'recibido', $3, NULL, $4, NULL, $5, TRUE), ($1, $2, 'derivar', 'sistema', $4, $6, $7, $8, TRUE)",
+            )
+            .bind(case_id)
+            .bind(now)
+            .bind(actor.as_str())
+            .bind(Status::Recibido.as_str())
+            .bind(format!("Recibido por canal {}", c.channel.as_str()))
+            .bind(Status::Derivado.as_str())
+            .bind(&department)
+            .bind(format!("Derivado a {dept_name}"))
+            .execute(&mut *tx)
+            .await?;
             let webhook = json!({
                 "event": "derivacion",
                 "folio": folio,
@@ -438,13 +453,13 @@ pub async fn file_case(
                     "body": format!("Se derivó a su unidad el caso {folio} ({}). Plazo: {}.", ct.name, due.format("%d-%m-%Y")),
                 })));
             }
-            for (kind, payload) in messages {
-                sqlx::query("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $3)")
-                    .bind(kind)
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+            messages.retain(|(k, _)| ctx.channels.wants(k));
+            if !messages.is_empty() {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) ");
+                qb.push_values(&messages, |mut b, (kind, payload)| {
+                    b.push_bind(*kind).push_bind(payload.to_string()).push_bind(now).push_bind(now);
+                });
+                qb.build().execute(&mut *tx).await?;
             }
             if let Some((uid, uname)) = &c.created_by {
                 sqlx::query("INSERT INTO audit_log (at, user_id, username, action, folio, detail) VALUES ($1, $2, $3, 'registrar', $4, $5)")
@@ -472,6 +487,7 @@ pub async fn file_case(
             Ok(filed)
         }.await
     });
+    drop(gate);
     match result {
         Ok(f) => Ok((f, false)),
         // Two requests with the same key raced: the loser answers with the winner's case.
@@ -655,6 +671,7 @@ pub async fn note_failure(
     window_ms: i64,
 ) -> Result<i64, StoreError> {
     let now = now_millis();
+    let _gate = store.write_gate().await;
     let (n,): (i64,) = with_pool!(store, pool => {
         sqlx::query("INSERT INTO attempt_failures (scope, subject, at) VALUES ($1, $2, $3)")
             .bind(scope).bind(subject).bind(now).execute(pool).await?;
@@ -720,10 +737,12 @@ pub struct EventIn {
 }
 
 /// Applies a staff event with the status machine, pause/extension rules, audit and outbox.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_event(
     store: &Store,
     tz: Tz,
     calendar: &DiasHabiles,
+    channels: Channels,
     actor: &Actor,
     folio: &str,
     ev: &EventIn,
@@ -828,6 +847,7 @@ pub async fn apply_event(
         sqlx::query_as("SELECT email FROM departments WHERE id = $1").bind(&department).fetch_optional(pool).await?
     });
     let mut outbox: Vec<serde_json::Value> = Vec::new();
+    let wants = |k: &str| channels.wants(k);
     if ev.kind == EventKind::Derivar {
         outbox.push(json!({"kind": "webhook", "payload": {
             "event": "derivacion", "folio": case.folio, "type": case.case_type, "topic": case.topic,
@@ -855,6 +875,7 @@ pub async fn apply_event(
             outbox.push(json!({"kind": "email", "payload": {"to": email, "subject": subject, "body": body}}));
         }
     }
+    let gate = store.write_gate().await;
     let changed: Result<u64, OirsError> = with_pool!(store, pool => {
         async {
             let mut tx = pool.begin().await?;
@@ -891,7 +912,7 @@ pub async fn apply_event(
                 .bind(now).bind(actor.user_id).bind(&actor.username).bind(ev.kind.as_str()).bind(&case.folio)
                 .bind(format!("{} -> {}", case.status.as_str(), to.as_str()))
                 .execute(&mut *tx).await?;
-            for m in &outbox {
+            for m in outbox.iter().filter(|m| wants(m["kind"].as_str().unwrap_or(""))) {
                 sqlx::query("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $3)")
                     .bind(m["kind"].as_str().unwrap_or("email"))
                     .bind(m["payload"].to_string())
@@ -902,6 +923,7 @@ pub async fn apply_event(
             Ok(n)
         }.await
     });
+    drop(gate);
     if changed? == 0 {
         return Err(OirsError::Conflict(
             "the case changed meanwhile; reload and try again".into(),
@@ -1042,6 +1064,7 @@ pub fn alert_level(
 pub async fn run_alerts(
     store: &Store,
     cal: &DiasHabiles,
+    channels: Channels,
     today: NaiveDate,
 ) -> Result<usize, StoreError> {
     let types = case_types(store).await?;
@@ -1081,7 +1104,7 @@ pub async fn run_alerts(
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE cases SET alert_level = $1 WHERE id = $2 AND alert_level = $3")
                 .bind(new).bind(id).bind(&level).execute(&mut *tx).await?.rows_affected();
-            if n == 1 && new != "none" && !email.is_empty() {
+            if n == 1 && new != "none" && !email.is_empty() && channels.email {
                 let subject = if new == "vencido" {
                     format!("Caso vencido: {folio}")
                 } else {

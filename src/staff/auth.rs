@@ -159,6 +159,7 @@ pub async fn create_session(
 ) -> Result<String, StoreError> {
     let (token, digest) = new_token();
     let now = now_millis();
+    let _gate = store.write_gate().await;
     with_pool!(store, pool => {
         sqlx::query("INSERT INTO staff_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(&digest)

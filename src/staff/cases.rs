@@ -256,6 +256,7 @@ pub async fn add_event(
         &state.store,
         state.tz,
         &cal,
+        state.channels(),
         &Actor::from(&user),
         &folio,
         &ev,

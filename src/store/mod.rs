@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -14,9 +15,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+/// SQLite admits one writer at a time; writers of this process take turns here instead of
+/// sleeping in SQLite's busy handler (which wakes late and wastes the lock).
+pub type WriteGate = Arc<tokio::sync::Mutex<()>>;
+
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteGate),
     Postgres(PgPool),
 }
 
@@ -58,7 +63,7 @@ impl StoreError {
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Sqlite($pool, _) => $body,
             $crate::store::Store::Postgres($pool) => $body,
         }
     };
@@ -103,6 +108,29 @@ impl Store {
     }
 
     pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
+        Self::open(url, durability, Arc::default()).await
+    }
+
+    /// Another handle on the same database with relaxed durability, sharing this one's
+    /// write gate.
+    pub async fn relaxed_twin(&self, url: &str) -> Result<Self, StoreError> {
+        let gate = match self {
+            Store::Sqlite(_, g) => g.clone(),
+            Store::Postgres(_) => Arc::default(),
+        };
+        Self::open(url, Durability::Relaxed, gate).await
+    }
+
+    /// Waits for this process's turn to write (SQLite); a no-op on PostgreSQL, whose row
+    /// locks already queue writers.
+    pub async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self {
+            Store::Sqlite(_, g) => Some(g.lock().await),
+            Store::Postgres(_) => None,
+        }
+    }
+
+    async fn open(url: &str, durability: Durability, gate: WriteGate) -> Result<Self, StoreError> {
         let relaxed = durability == Durability::Relaxed;
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
@@ -121,12 +149,14 @@ impl Store {
                         .map_err(|e| StoreError::Directory(parent.display().to_string(), e))?;
                 }
             }
+            // A local file does not drop connections: skip the ping before every acquire.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store::Sqlite(pool))
+            Ok(Store::Sqlite(pool, gate))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut opts = PgConnectOptions::from_str(url)?;
             if relaxed {
@@ -145,7 +175,7 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self {
-            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Sqlite(..) => Backend::Sqlite,
             Store::Postgres(_) => Backend::Postgres,
         }
     }
@@ -153,7 +183,7 @@ impl Store {
     /// Applies the backend's migrations; idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrations = match self {
-            Store::Sqlite(_) => sqlite_migrations(),
+            Store::Sqlite(..) => sqlite_migrations(),
             Store::Postgres(_) => postgres_migrations(),
         };
         let migrator = Migrator {
