@@ -1004,3 +1004,47 @@ async fn admin_parameters_and_holidays() {
     .expect("s");
     assert_eq!(r.status(), 422);
 }
+
+#[tokio::test]
+async fn filing_from_the_chat_links_the_conversation() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let created: Value = app
+        .post_json("/api/v1/chat/sessions", json!({}))
+        .await
+        .json()
+        .await
+        .expect("j");
+    let sid = created["session_id"].as_str().expect("sid");
+    // The OIRS buttons of the chat lead to the filing form.
+    let r: Value = app
+        .post_json(
+            &format!("/api/v1/chat/sessions/{sid}/messages"),
+            json!({"button": "hacer_reclamo"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("j");
+    assert!(r["reply"]["links"][0]["url"]
+        .as_str()
+        .expect("url")
+        .starts_with("/oirs?tipo=reclamo"));
+    let mut body = case_body("aseo_retiro");
+    body["chat_session_id"] = json!(sid);
+    let (status, filed) = file(&app, body.clone()).await;
+    assert_eq!(status, 201, "{filed}");
+    let case =
+        ventanilla::oirs::service::find_case(&app.state.store, filed["folio"].as_str().expect("f"))
+            .await
+            .expect("q")
+            .expect("case");
+    assert_eq!(case.channel, "chat");
+    body["chat_session_id"] = json!("00000000-0000-0000-0000-000000000000");
+    let (status, v) = file(&app, body).await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (422, Some("chat_session_id"))
+    );
+}

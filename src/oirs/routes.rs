@@ -271,6 +271,19 @@ pub async fn file_case(
         Channel::Web
     };
     let case = validate(&input, &state, channel, Utc::now())?;
+    if let Some(sid) = &case.chat_session_id {
+        let ttl = chrono::Duration::minutes(state.config.chat.session_ttl_minutes);
+        let not_before = (Utc::now() - ttl).timestamp_millis();
+        if crate::chat::session::load(&state.soft_store, sid, not_before)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::invalid(
+                "chat_session_id",
+                "unknown or expired chat session",
+            ));
+        }
+    }
     file_and_answer(&state, case, idem).await
 }
 
