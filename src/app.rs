@@ -136,6 +136,14 @@ impl AppState {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
                 }
+                // Masked chat text is kept only for the retention period; counts stay.
+                let keep = state.config.analytics.text_retention_days * 86_400_000;
+                let cutoff = crate::store::now_millis() - keep;
+                match crate::analytics::aggregate::purge_text(&state.soft_store, cutoff).await {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "chat text past retention purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "chat text purge failed"),
+                }
             }
         }));
         Ok(handles)

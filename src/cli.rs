@@ -41,6 +41,27 @@ enum Command {
         #[command(subcommand)]
         command: IntentsCommand,
     },
+    /// Write the monthly report of YYYY-MM.
+    Report {
+        month: String,
+        /// html, csv or json.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Output file (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Analytics maintenance.
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnalyticsCommand {
+    /// Import historical button clicks from CSV (timestamp, button, sub-option).
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +221,47 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        Command::Report { month, format, out } => {
+            if !["html", "csv", "json"].contains(&format.as_str()) {
+                eprintln!("--format must be html, csv or json");
+                return Ok(ExitCode::from(2));
+            }
+            let state = AppState::build(config).await?;
+            let report = crate::analytics::routes::build_report(&state, &month)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let Some(report) = report else {
+                eprintln!("the month must look like 2026-04");
+                return Ok(ExitCode::from(2));
+            };
+            let (_, body) = crate::analytics::routes::render_report(&report, &format, state.tz)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            match out {
+                Some(path) => std::fs::write(&path, body)?,
+                None => print!("{body}"),
+            }
+            state.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analytics {
+            command: AnalyticsCommand::Import { file },
+        } => {
+            let src = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let state = AppState::build(config).await?;
+            let engine = state.chat.engine();
+            let n = crate::analytics::import::import_csv(
+                &state.store,
+                state.tz,
+                &engine.catalog.botonera,
+                &src,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("imported {n} interactions from {}", file.display());
+            state.shutdown().await;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Intents {
             command: IntentsCommand::Check { dir },

@@ -93,6 +93,9 @@ pub async fn openapi() -> impl IntoResponse {
         crate::staff::admin::list_outbox,
         crate::staff::admin::retry_outbox,
         crate::staff::admin::list_audit,
+        crate::analytics::routes::interactions,
+        crate::analytics::routes::export,
+        crate::analytics::routes::monthly,
     ),
     components(schemas(
         super::error::ErrorBody, super::error::ErrorDetail,
@@ -110,7 +113,9 @@ pub async fn openapi() -> impl IntoResponse {
         crate::staff::cases::StaffCaseIn, crate::staff::admin::DepartmentIn, crate::staff::admin::CaseTypeIn,
         crate::staff::admin::HolidayIn, crate::staff::admin::OutboxOut, crate::staff::admin::AuditEntry,
         crate::outbox::OutboxMessage,
+        crate::analytics::aggregate::Aggregate, crate::analytics::aggregate::Group,
+        crate::analytics::aggregate::GroupBy,
     )),
-    tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"), (name = "oirs"))
+    tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"), (name = "oirs"), (name = "analytics"))
 )]
 pub struct ApiDoc;

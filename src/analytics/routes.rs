@@ -1,0 +1,375 @@
+//! Analytics endpoints (analysts and admins): aggregates, the streamed export and the
+//! monthly report.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::aggregate::{self, Aggregate, BusinessHours, GroupBy};
+use super::recorder::WEEKDAYS;
+use super::{render, report};
+use crate::app::AppState;
+use crate::http::error::ErrorBody;
+use crate::http::{ApiError, ApiResult};
+use crate::staff::auth::{Role, StaffUser};
+use crate::with_pool;
+
+const ROLES: &[Role] = &[Role::Analyst, Role::Admin];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/analytics/interactions", get(interactions))
+        .route("/api/v1/analytics/export", get(export))
+        .route("/api/v1/reports/monthly/{month}", get(monthly))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RangeQuery {
+    /// First local date (YYYY-MM-DD), inclusive; default 30 days before `to`.
+    pub from: Option<String>,
+    /// Last local date, inclusive; default today.
+    pub to: Option<String>,
+    pub group_by: Option<GroupBy>,
+    /// json (default) or csv.
+    pub format: Option<String>,
+}
+
+fn parse_day(field: &str, s: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
+    s.as_deref()
+        .map(|v| {
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid(field, "expected a date like 2026-04-20"))
+        })
+        .transpose()
+}
+
+fn range(state: &AppState, q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let to = parse_day("to", &q.to)?.unwrap_or_else(|| state.today());
+    let from = parse_day("from", &q.from)?.unwrap_or(to - chrono::Duration::days(30));
+    if from > to {
+        return Err(ApiError::invalid("from", "from is after to"));
+    }
+    if (to - from).num_days() > 3660 {
+        return Err(ApiError::invalid("from", "at most ten years at a time"));
+    }
+    Ok((from, to))
+}
+
+fn format_of(q: &Option<String>, allowed: &[&str]) -> Result<String, ApiError> {
+    let f = q.clone().unwrap_or_else(|| allowed[0].to_string());
+    if allowed.contains(&f.as_str()) {
+        Ok(f)
+    } else {
+        Err(ApiError::invalid(
+            "format",
+            format!("expected one of {}", allowed.join(", ")),
+        ))
+    }
+}
+
+fn attachment(content_type: &'static str, name: String, body: impl Into<Body>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Interactions grouped by month, day, weekday (`lunes`…`domingo`), hour (`00`…`23`) or
+/// menu button (sub-options nested with their share within the parent).
+#[utoipa::path(get, path = "/api/v1/analytics/interactions", tag = "analytics", params(RangeQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Aggregate), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn interactions(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Query(q): Query<RangeQuery>,
+) -> ApiResult<Response> {
+    user.require(ROLES)?;
+    let (from, to) = range(&state, &q)?;
+    let format = format_of(&q.format, &["json", "csv"])?;
+    let group_by = q.group_by.unwrap_or(GroupBy::Day);
+    let buttons: Vec<String> = state
+        .chat
+        .engine()
+        .catalog
+        .botonera
+        .buttons
+        .keys()
+        .cloned()
+        .collect();
+    let cal = state.calendar().await;
+    let agg = aggregate::interactions(
+        &state.store,
+        from,
+        to,
+        group_by,
+        &buttons,
+        BusinessHours::default(),
+        &cal,
+    )
+    .await?;
+    if format == "json" {
+        return Ok(Json(agg).into_response());
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let rows = || -> Result<Vec<u8>, csv::Error> {
+        w.write_record(["key", "parent", "count", "share", "sessions"])?;
+        for g in &agg.groups {
+            w.write_record([
+                &g.key,
+                "",
+                &g.count.to_string(),
+                &format!("{:.6}", g.share),
+                &g.sessions.to_string(),
+            ])?;
+            for c in &g.children {
+                w.write_record([
+                    &c.key,
+                    &g.key,
+                    &c.count.to_string(),
+                    &format!("{:.6}", c.share),
+                    &c.sessions.to_string(),
+                ])?;
+            }
+        }
+        w.flush()?;
+        Ok(w.into_inner().map_err(|e| e.into_error())?)
+    };
+    let bytes = rows().map_err(ApiError::internal)?;
+    Ok(attachment(
+        "text/csv; charset=utf-8",
+        format!("interacciones-{from}-{to}.csv"),
+        bytes,
+    ))
+}
+
+const EXPORT_SQL: &str =
+    "SELECT occurred_at, local_date, weekday, hour, kind, button_id, parent_id, intent, topic, \
+     confidence, fallback FROM interactions WHERE local_date BETWEEN $1 AND $2 ORDER BY id";
+
+/// One row per interaction, without personal data (no text, no session id), streamed so a
+/// year of data never sits in memory.
+#[utoipa::path(get, path = "/api/v1/analytics/export", tag = "analytics", params(RangeQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "CSV or JSON array"), (status = 403, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Query(q): Query<RangeQuery>,
+) -> ApiResult<Response> {
+    user.require(ROLES)?;
+    let (from, to) = range(&state, &q)?;
+    let format = format_of(&q.format, &["csv", "json"])?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let store = state.store.clone();
+    let json = format == "json";
+    tokio::spawn(async move {
+        let result: Result<(), sqlx::Error> = async {
+            let head: &[u8] = if json {
+                b"["
+            } else {
+                b"occurred_at,local_date,weekday,hour,kind,button_id,parent_id,intent,topic,confidence,fallback\n"
+            };
+            if tx.send(Bytes::from_static(head)).await.is_err() {
+                return Ok(());
+            }
+            let mut first = true;
+            with_pool!(&store, pool => {
+                use sqlx::Row as _;
+                let mut rows = sqlx::query(EXPORT_SQL).bind(from.to_string()).bind(to.to_string()).fetch(pool);
+                while let Some(r) = rows.try_next().await? {
+                    let at: i64 = r.try_get(0)?;
+                    let weekday: i16 = r.try_get(2)?;
+                    let rec = ExportRow {
+                        occurred_at: chrono::DateTime::from_timestamp_millis(at).unwrap_or_default().to_rfc3339(),
+                        local_date: r.try_get(1)?,
+                        weekday: WEEKDAYS.get(weekday as usize).copied().unwrap_or("").to_string(),
+                        hour: format!("{:02}", r.try_get::<i16, _>(3)?),
+                        kind: r.try_get(4)?,
+                        button_id: r.try_get(5)?,
+                        parent_id: r.try_get(6)?,
+                        intent: r.try_get(7)?,
+                        topic: r.try_get(8)?,
+                        confidence: r.try_get(9)?,
+                        fallback: r.try_get(10)?,
+                    };
+                    let line = if json {
+                        let mut s = if first { String::new() } else { ",".to_string() };
+                        s.push_str(&serde_json::to_string(&rec).unwrap_or_default());
+                        s
+                    } else {
+                        rec.csv_line()
+                    };
+                    first = false;
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            });
+            if json {
+                let _ = tx.send(Bytes::from_static(b"]")).await;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "export stream failed");
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let (ct, ext) = if json {
+        ("application/json", "json")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    Ok(attachment(
+        ct,
+        format!("interacciones-{from}-{to}.{ext}"),
+        Body::from_stream(stream),
+    ))
+}
+
+#[derive(serde::Serialize)]
+struct ExportRow {
+    occurred_at: String,
+    local_date: String,
+    weekday: String,
+    hour: String,
+    kind: String,
+    button_id: Option<String>,
+    parent_id: Option<String>,
+    intent: Option<String>,
+    topic: Option<String>,
+    confidence: Option<f64>,
+    fallback: bool,
+}
+
+impl ExportRow {
+    fn csv_line(&self) -> String {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        let _ = w.write_record([
+            self.occurred_at.as_str(),
+            &self.local_date,
+            &self.weekday,
+            &self.hour,
+            &self.kind,
+            self.button_id.as_deref().unwrap_or(""),
+            self.parent_id.as_deref().unwrap_or(""),
+            self.intent.as_deref().unwrap_or(""),
+            self.topic.as_deref().unwrap_or(""),
+            &self
+                .confidence
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_default(),
+            if self.fallback { "true" } else { "false" },
+        ]);
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ReportQuery {
+    /// html (default), csv or json.
+    pub format: Option<String>,
+}
+
+/// Builds the monthly report of `month`, as rendered by HTTP and by `ventanilla report`.
+pub async fn build_report(
+    state: &AppState,
+    month: &str,
+) -> Result<Option<report::MonthlyReport>, ApiError> {
+    let engine = state.chat.engine();
+    let cal = state.calendar().await;
+    let input = report::ReportInput {
+        store: &state.store,
+        tz: state.tz,
+        calendar: &cal,
+        botonera: &engine.catalog.botonera,
+        municipality: engine.catalog.profile.get("municipio").to_string(),
+        hours: BusinessHours::default(),
+        today: state.today(),
+    };
+    Ok(report::monthly(&input, month).await?)
+}
+
+/// Renders a report in `format` (html, csv or json): (content type, body).
+pub fn render_report(
+    r: &report::MonthlyReport,
+    format: &str,
+    tz: chrono_tz::Tz,
+) -> Result<(&'static str, String), ApiError> {
+    match format {
+        "json" => Ok((
+            "application/json",
+            serde_json::to_string_pretty(r).map_err(ApiError::internal)?,
+        )),
+        "csv" => Ok((
+            "text/csv; charset=utf-8",
+            report::to_csv(r).map_err(ApiError::internal)?,
+        )),
+        _ => {
+            let generated = chrono::Utc::now()
+                .with_timezone(&tz)
+                .format("%d-%m-%Y %H:%M")
+                .to_string();
+            Ok((
+                "text/html; charset=utf-8",
+                render::html(r, &generated).map_err(ApiError::internal)?,
+            ))
+        }
+    }
+}
+
+/// The monthly report: charts, observation sentences, top intents, unanswered questions and
+/// OIRS figures.
+#[utoipa::path(get, path = "/api/v1/reports/monthly/{month}", tag = "analytics",
+    params(("month" = String, Path, description = "YYYY-MM"), ReportQuery), security(("bearer" = [])),
+    responses((status = 200, description = "HTML, CSV or JSON"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn monthly(
+    State(state): State<AppState>,
+    user: StaffUser,
+    Path(month): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Response> {
+    user.require(ROLES)?;
+    let format = format_of(&q.format, &["html", "csv", "json"])?;
+    let r = build_report(&state, &month)
+        .await?
+        .ok_or_else(|| ApiError::invalid("month", "expected a month like 2026-04"))?;
+    let (ct, body) = render_report(&r, &format, state.tz)?;
+    if format == "html" {
+        // The report is self-contained: inline styles only, nothing fetched.
+        return Ok((
+            [
+                (header::CONTENT_TYPE, ct),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    Ok(attachment(ct, format!("informe-{month}.{format}"), body))
+}
