@@ -81,6 +81,14 @@ impl AppState {
         Ok(())
     }
 
+    /// The configured "horario hábil".
+    pub fn business_hours(&self) -> crate::analytics::aggregate::BusinessHours {
+        crate::analytics::aggregate::BusinessHours {
+            start: self.config.analytics.business_hours_start,
+            end: self.config.analytics.business_hours_end,
+        }
+    }
+
     /// The outbox channels that have a receiver configured.
     pub fn channels(&self) -> service::Channels {
         service::Channels {

@@ -92,6 +92,9 @@ pub struct AnalyticsConfig {
     /// Events buffered before the writer drops and counts them.
     pub queue_capacity: usize,
     pub batch_size: usize,
+    /// "Horario hábil" for the business-hours share: [start, end) hours on business days.
+    pub business_hours_start: i16,
+    pub business_hours_end: i16,
 }
 
 impl Default for AnalyticsConfig {
@@ -100,6 +103,8 @@ impl Default for AnalyticsConfig {
             text_retention_days: 180,
             queue_capacity: 50_000,
             batch_size: 500,
+            business_hours_start: 9,
+            business_hours_end: 18,
         }
     }
 }
@@ -354,6 +359,14 @@ impl Config {
             self.analytics.text_retention_days =
                 parse("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS", &v)?;
         }
+        if let Some(v) = env("VENTANILLA_ANALYTICS_BUSINESS_HOURS") {
+            let (a, b) = v.split_once('-').ok_or_else(|| ConfigError::Env {
+                name: "VENTANILLA_ANALYTICS_BUSINESS_HOURS".into(),
+                message: "expected START-END hours, e.g. 9-18".into(),
+            })?;
+            self.analytics.business_hours_start = parse("VENTANILLA_ANALYTICS_BUSINESS_HOURS", a)?;
+            self.analytics.business_hours_end = parse("VENTANILLA_ANALYTICS_BUSINESS_HOURS", b)?;
+        }
         if let Some(v) = env("VENTANILLA_ANALYTICS_QUEUE_CAPACITY") {
             self.analytics.queue_capacity = parse("VENTANILLA_ANALYTICS_QUEUE_CAPACITY", &v)?;
         }
@@ -461,6 +474,15 @@ impl Config {
                 "smtp.from: {:?} is not a mailbox",
                 self.smtp.from
             )));
+        }
+        let a = &self.analytics;
+        if !(0..24).contains(&a.business_hours_start)
+            || !(1..=24).contains(&a.business_hours_end)
+            || a.business_hours_start >= a.business_hours_end
+        {
+            return Err(ConfigError::Invalid(
+                "analytics: business hours must satisfy 0 <= start < end <= 24".into(),
+            ));
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -218,6 +218,30 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    #[tokio::test]
+    async fn overload_drops_are_counted_never_silent() {
+        let dir = std::env::temp_dir().join(format!("vt-rec-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}/r.db", dir.display());
+        let store = Store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let tz: Tz = "America/Santiago".parse().expect("tz");
+        let rec = Recorder::start(store.clone(), tz, 10, 5);
+        // The test runtime is single-threaded: the writer cannot run between these calls,
+        // so the queue of 10 overflows.
+        for _ in 0..100 {
+            rec.record(Interaction::default());
+        }
+        assert_eq!(rec.dropped(), 90);
+        rec.shutdown().await;
+        assert_eq!(rec.written(), 10, "shutdown flushes what was queued");
+        let (n,): (i64,) = crate::with_pool!(&store, pool => {
+            sqlx::query_as("SELECT COUNT(*) FROM interactions").fetch_one(pool).await.expect("count")
+        });
+        assert_eq!(n, 10);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn local_fields_follow_santiago_time() {
         let tz: Tz = "America/Santiago".parse().expect("tz");

@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::aggregate::{self, Aggregate, BusinessHours, GroupBy};
+use super::aggregate::{self, Aggregate, GroupBy};
 use super::recorder::WEEKDAYS;
 use super::{render, report};
 use crate::app::AppState;
@@ -120,7 +120,7 @@ pub async fn interactions(
         to,
         group_by,
         &buttons,
-        BusinessHours::default(),
+        state.business_hours(),
         &cal,
     )
     .await?;
@@ -306,7 +306,7 @@ pub async fn build_report(
         calendar: &cal,
         botonera: &engine.catalog.botonera,
         municipality: engine.catalog.profile.get("municipio").to_string(),
-        hours: BusinessHours::default(),
+        hours: state.business_hours(),
         today: state.today(),
     };
     Ok(report::monthly(&input, month).await?)
