@@ -37,6 +37,14 @@ pub fn month_label(month: &str) -> String {
     format!("{} de {y}", MONTHS[m.clamp(1, 12) - 1])
 }
 
+/// Opens an accessible SVG of the given size, titled.
+fn svg_open(w: f64, h: f64, title: &str) -> String {
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        t = esc(title)
+    )
+}
+
 /// A vertical bar chart with value labels; `bars` is (label, value).
 pub fn bar_chart(title: &str, bars: &[(String, i64)]) -> String {
     let (w, h, top, bottom, left) = (640.0, 220.0, 16.0, 34.0, 8.0);
@@ -44,13 +52,7 @@ pub fn bar_chart(title: &str, bars: &[(String, i64)]) -> String {
     let n = bars.len().max(1) as f64;
     let slot = (w - 2.0 * left) / n;
     let bar = (slot * 0.7).max(1.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
-        esc(title),
-        esc(title)
-    );
+    let mut s = svg_open(w, h, title);
     let _ = write!(
         s,
         r##"<line x1="{left}" y1="{y}" x2="{x2}" y2="{y}" stroke="#9aa9b8"/>"##,
@@ -96,13 +98,7 @@ pub fn hbar_chart(title: &str, bars: &[(String, i64, f64)]) -> String {
     let (w, label_w) = (640.0, 250.0);
     let h = row * bars.len().max(1) as f64 + 8.0;
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
-        esc(title),
-        esc(title)
-    );
+    let mut s = svg_open(w, h, title);
     for (i, (label, v, share)) in bars.iter().enumerate() {
         let y = 4.0 + row * i as f64;
         let bw = (w - label_w - 90.0) * (*v as f64) / max;
@@ -135,13 +131,7 @@ pub fn stacked_chart(title: &str, days: &[String], series: &[(String, Vec<i64>)]
     let max = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
     let slot = (w - 2.0 * left) / days.len().max(1) as f64;
     let bar = (slot * 0.75).max(1.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
-        esc(title),
-        esc(title)
-    );
+    let mut s = svg_open(w, h, title);
     for (d, day) in days.iter().enumerate() {
         let mut y = h - bottom;
         for (k, (name, vals)) in series.iter().enumerate() {

@@ -486,7 +486,7 @@ mod tests {
         );
         assert_eq!(
             o[0],
-            "Los días martes y miércoles concentraron el 54,3% de las interacciones semanales."
+            "Los días martes y miércoles concentraron el 53,8% de las interacciones semanales."
         );
         assert_eq!(o[1], "Un 71,7% de las interacciones totales se hicieron en horario hábil entre 9:00 y 18:00 horas.");
         assert_eq!(o[2], "El botón Direcciones, Teléfonos y Correos concentró el 41,2% de las interacciones del menú inicial.");

@@ -947,16 +947,19 @@ pub async fn audit(
     Ok(())
 }
 
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
 pub struct CaseFilter {
     pub status: Option<String>,
     pub department: Option<String>,
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     pub case_type: Option<String>,
     pub overdue: Option<bool>,
     pub due_before: Option<NaiveDate>,
     /// `alerta` or `vencido`.
     pub alert: Option<String>,
+    /// At most this many cases (default 500).
+    pub limit: Option<i64>,
 }
 
 /// Cases matching the filter, oldest due first. `today` decides what is overdue.
@@ -964,8 +967,8 @@ pub async fn list_cases(
     store: &Store,
     f: &CaseFilter,
     today: NaiveDate,
-    limit: i64,
 ) -> Result<Vec<CaseRecord>, StoreError> {
+    let limit = f.limit.unwrap_or(500).clamp(1, 5000);
     let sql = format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR department_id = $2) \
          AND ($3 IS NULL OR case_type = $3) AND ($4 IS NULL OR due_date < $4) AND ($5 IS NULL OR due_date < $5) \
