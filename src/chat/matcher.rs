@@ -212,17 +212,26 @@ impl Matcher {
     /// The catalog stem closest to an unknown one, within one edit (two for long words).
     fn correct(&self, stem: &str) -> Option<String> {
         let len = stem.chars().count();
-        if len < 5 {
+        if len < 4 {
             return None;
         }
         let max = if len >= 8 { 2 } else { 1 };
         let first = stem.chars().next();
+        // Short words only meet stems that share their first three letters ("abre" → "abr"),
+        // which catches verb forms the stemmer leaves apart without inventing matches.
+        let short_prefix: Option<String> = (len == 4).then(|| stem.chars().take(3).collect());
         let mut best: Option<(usize, u32, &String)> = None;
         for l in len.saturating_sub(max)..=len + max {
             for cand in self.vocab_by_len.get(&l).into_iter().flatten() {
                 // Residents rarely misspell the first letter; requiring it avoids most
                 // accidental corrections of words the catalog simply does not know.
                 if cand.chars().next() != first {
+                    continue;
+                }
+                if short_prefix
+                    .as_deref()
+                    .is_some_and(|p| !cand.starts_with(p))
+                {
                     continue;
                 }
                 if let Some(d) = text::bounded_levenshtein(stem, cand, max) {
