@@ -5,6 +5,7 @@
 //! - [`outbox`]: durable delivery of webhooks and e-mails.
 //! - [`analytics`]: interaction recording.
 //! - [`staff`]: authentication, the staff case API and administration.
+//! - [`web`]: resident pages without JavaScript (/oirs, /seguimiento).
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
 pub mod analytics;
@@ -17,3 +18,4 @@ pub mod oirs;
 pub mod outbox;
 pub mod staff;
 pub mod store;
+pub mod web;

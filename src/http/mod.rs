@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::staff::cases::router())
         .merge(crate::staff::admin::router())
         .merge(crate::analytics::routes::router())
+        .merge(crate::web::router(&state))
         .fallback(|| async { ApiError::not_found("route").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

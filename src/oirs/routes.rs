@@ -329,8 +329,14 @@ pub async fn track_case(
     Path(folio): Path<String>,
     Query(q): Query<TrackQuery>,
 ) -> ApiResult<Json<TrackOut>> {
+    Ok(Json(lookup(&state, &folio, &q).await?))
+}
+
+/// Tracking for the API and the /seguimiento page: the same 404 for an unknown folio and a
+/// wrong secret, 429 once a folio has seen too many wrong guesses.
+pub async fn lookup(state: &AppState, folio: &str, q: &TrackQuery) -> ApiResult<TrackOut> {
     let not_found = || ApiError::not_found("case");
-    let Some(folio) = Folio::parse(&folio).map(|f| f.to_string()) else {
+    let Some(folio) = Folio::parse(folio).map(|f| f.to_string()) else {
         return Err(not_found());
     };
     let store = &state.store;
@@ -346,6 +352,7 @@ pub async fn track_case(
         let by_code = q
             .code
             .as_deref()
+            .filter(|c| !c.trim().is_empty())
             .is_some_and(|code| service::tracking_hash(&c.folio, code) == c.tracking_hash);
         let by_rut = q.rut.as_deref().is_some_and(|r| {
             let given = Rut::parse(r).map(|r| r.to_string()).ok();
@@ -387,7 +394,7 @@ pub async fn track_case(
             }
         })
         .collect();
-    Ok(Json(TrackOut {
+    Ok(TrackOut {
         folio: case.folio,
         case_type: case.case_type,
         topic: case.topic,
@@ -399,5 +406,5 @@ pub async fn track_case(
         history,
         answer: case.answer,
         answered_at: case.answered_at,
-    }))
+    })
 }

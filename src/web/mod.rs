@@ -1,0 +1,224 @@
+//! Resident pages served by the service, working without JavaScript: the OIRS form (/oirs)
+//! with errors beside their fields, and case tracking (/seguimiento).
+
+use std::collections::HashMap;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use minijinja::{context, Environment};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::http::{rate_limited, ApiError};
+use crate::oirs::domain::Channel;
+use crate::oirs::routes::{file_and_answer, lookup, validate, CaseIn, TrackQuery};
+use crate::oirs::service;
+
+const PAGE: &str = include_str!("../../templates/page.html");
+const SITE_CSS: &str = include_str!("../../widget/site.css");
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    rate_limited(
+        state,
+        Router::new()
+            .route("/oirs", get(form_page).post(submit))
+            .route("/seguimiento", get(track_page)),
+    )
+    .route("/static/site.css", get(css))
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SITE_CSS,
+    )
+        .into_response()
+}
+
+fn render(state: &AppState, ctx: minijinja::Value) -> Response {
+    let mut env = Environment::new();
+    let out = env
+        .add_template("page.html", PAGE)
+        .and_then(|_| env.get_template("page.html"))
+        .and_then(|t| {
+            t.render(context! {
+                municipality => state.chat.engine().catalog.profile.get("municipio"),
+                ..ctx
+            })
+        });
+    match out {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// The form's field names (Spanish, as residents see them) for the API's field names.
+fn form_field(api_field: &str) -> &str {
+    match api_field {
+        "type" => "tipo",
+        "topic" => "tema",
+        "description" => "descripcion",
+        "name" => "nombre",
+        "email" => "correo",
+        "phone" => "telefono",
+        "address" => "direccion",
+        "consent" => "consentimiento",
+        other => other,
+    }
+}
+
+async fn form_context(
+    state: &AppState,
+    values: &HashMap<String, String>,
+    errors: &HashMap<String, String>,
+) -> Result<minijinja::Value, ApiError> {
+    let types: Vec<_> = service::case_types(&state.store)
+        .await?
+        .into_iter()
+        .filter(|t| t.active)
+        .collect();
+    let engine = state.chat.engine();
+    let topics: Vec<_> = engine
+        .catalog
+        .topics
+        .iter()
+        .filter(|t| t.department.is_some())
+        .map(|t| {
+            // The intent's resident-facing title names the topic best.
+            let label = engine
+                .catalog
+                .intents
+                .iter()
+                .find(|i| i.topic == t.id)
+                .map(|i| i.title.clone())
+                .unwrap_or_else(|| t.id.replace('_', " "));
+            context! { id => t.id, label => label }
+        })
+        .collect();
+    Ok(
+        context! { page => "form", title => "Ingresar un caso", types => types, topics => topics, values => values, errors => errors },
+    )
+}
+
+#[derive(Deserialize)]
+struct FormQuery {
+    tipo: Option<String>,
+    tema: Option<String>,
+}
+
+async fn form_page(
+    State(state): State<AppState>,
+    Query(q): Query<FormQuery>,
+) -> Result<Response, ApiError> {
+    let mut values = HashMap::new();
+    values.insert(
+        "tipo".to_string(),
+        q.tipo.unwrap_or_else(|| "consulta".into()),
+    );
+    values.insert("tema".to_string(), q.tema.unwrap_or_default());
+    let ctx = form_context(&state, &values, &HashMap::new()).await?;
+    Ok(render(&state, ctx))
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    Form(values): Form<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let v = |k: &str| values.get(k).cloned().unwrap_or_default();
+    let opt = |k: &str| Some(v(k)).filter(|s| !s.trim().is_empty());
+    let input = CaseIn {
+        case_type: v("tipo"),
+        topic: v("tema"),
+        description: v("descripcion"),
+        name: v("nombre"),
+        rut: opt("rut"),
+        email: opt("correo"),
+        phone: opt("telefono"),
+        address: opt("direccion"),
+        chat_session_id: None,
+        consent: values.contains_key("consentimiento"),
+    };
+    let filed = match validate(&input, &state, Channel::Web, Utc::now()) {
+        Ok(case) => file_and_answer(&state, case, None).await.map(|(_, j)| j.0),
+        Err(e) => Err(e),
+    };
+    match filed {
+        Ok(filed) => {
+            let due = filed.due_date.format("%d-%m-%Y").to_string();
+            Ok(render(
+                &state,
+                context! { page => "filed", title => "Caso recibido", filed => filed, due => due },
+            ))
+        }
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let mut errors = HashMap::new();
+            let field = e.field.as_deref().map(form_field).unwrap_or("descripcion");
+            errors.insert(field.to_string(), e.message.clone());
+            let ctx = form_context(&state, &values, &errors).await?;
+            let mut resp = render(&state, ctx);
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TrackPageQuery {
+    folio: Option<String>,
+    code: Option<String>,
+    rut: Option<String>,
+}
+
+async fn track_page(
+    State(state): State<AppState>,
+    Query(q): Query<TrackPageQuery>,
+) -> Result<Response, ApiError> {
+    let folio = q.folio.clone().unwrap_or_default();
+    let asked = !folio.trim().is_empty()
+        && (q.code.as_deref().is_some_and(|c| !c.trim().is_empty())
+            || q.rut.as_deref().is_some_and(|r| !r.trim().is_empty()));
+    if !asked {
+        return Ok(render(
+            &state,
+            context! { page => "track", title => "Seguimiento", folio => folio },
+        ));
+    }
+    let tq = TrackQuery {
+        code: q.code.clone(),
+        rut: q.rut.clone(),
+    };
+    match lookup(&state, &folio, &tq).await {
+        Ok(case) => {
+            let received = case
+                .received_at
+                .with_timezone(&state.tz)
+                .format("%d-%m-%Y")
+                .to_string();
+            let due = case.due_date.format("%d-%m-%Y").to_string();
+            Ok(render(
+                &state,
+                context! { page => "track", title => "Seguimiento", folio => folio, case => case, received => received, due => due },
+            ))
+        }
+        Err(e)
+            if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::TOO_MANY_REQUESTS =>
+        {
+            let limited = e.status == StatusCode::TOO_MANY_REQUESTS;
+            let mut resp = render(
+                &state,
+                context! { page => "track", title => "Seguimiento", folio => folio, not_found => !limited, limited => limited },
+            );
+            *resp.status_mut() = e.status;
+            Ok(resp)
+        }
+        Err(e) => Err(e),
+    }
+}
