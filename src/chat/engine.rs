@@ -235,14 +235,6 @@ impl Engine {
         self.decide(&ranking)
     }
 
-    /// The ranked intents, one per topic, best first.
-    pub fn rank_topics(&self, message: &str, today: NaiveDate) -> Vec<Alternative> {
-        let ranking = self
-            .matcher
-            .rank(message, |ord| self.catalog.intents[ord].valid_on(today));
-        self.distinct_topics(&ranking)
-    }
-
     fn distinct_topics(&self, ranking: &Ranking) -> Vec<Alternative> {
         let mut out: Vec<Alternative> = Vec::new();
         for c in &ranking.candidates {

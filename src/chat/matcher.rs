@@ -42,8 +42,6 @@ pub struct Candidate {
 pub struct Ranking {
     /// Best first, one per intent, at most a handful.
     pub candidates: Vec<Candidate>,
-    /// Stems of the message, for diagnostics.
-    pub terms: Vec<String>,
 }
 
 struct QueryTerm {
@@ -54,7 +52,6 @@ struct QueryTerm {
 }
 
 pub struct Matcher {
-    index: Index,
     reader: IndexReader,
     words: Field,
     grams: Field,
@@ -179,7 +176,6 @@ impl Matcher {
             v.sort();
         }
         Ok(Self {
-            index,
             reader,
             words,
             grams,
@@ -307,12 +303,8 @@ impl Matcher {
                 Box::new(BoostQuery::new(Box::new(q), GRAM_BOOST)),
             ));
         }
-        let stems_out: Vec<String> = terms.iter().map(|t| t.stem.clone()).collect();
         if clauses.is_empty() {
-            return Ranking {
-                candidates: Vec::new(),
-                terms: stems_out,
-            };
+            return Ranking::default();
         }
         let searcher: Searcher = self.reader.searcher();
         let query = BooleanQuery::new(clauses);
@@ -398,10 +390,7 @@ impl Matcher {
             c.confidence = (c.confidence * (1.0 - LEAD_PENALTY + LEAD_PENALTY * lead) * damping)
                 .clamp(0.0, 1.0);
         }
-        Ranking {
-            candidates,
-            terms: stems_out,
-        }
+        Ranking { candidates }
     }
 
     /// Share of the message's evidence (specificity-weighted words) that intent `ord`
@@ -428,10 +417,6 @@ impl Matcher {
 
     pub fn num_docs(&self) -> usize {
         self.num_docs as usize
-    }
-
-    pub fn index(&self) -> &Index {
-        &self.index
     }
 }
 

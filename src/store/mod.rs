@@ -104,11 +104,7 @@ pub enum Durability {
 impl Store {
     /// Opens (and for SQLite creates) the database named by `url`, with full durability.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, Durability::Full).await
-    }
-
-    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
-        Self::open(url, durability, Arc::default()).await
+        Self::open(url, Durability::Full, Arc::default()).await
     }
 
     /// Another handle on the same database with relaxed durability, sharing this one's
