@@ -177,18 +177,26 @@ async fn button_groups(
         )
         .bind(f).bind(t).fetch_all(pool).await?
     });
+    Ok(button_tree(rows, buttons))
+}
+
+/// The botonera as a tree from (parent, button, count, sessions) rows: top-level buttons
+/// with their share of all top-level clicks, sub-options nested with their share within the
+/// parent. Rows for the same button add up; ids outside the botonera are left out.
+fn button_tree(
+    rows: impl IntoIterator<Item = (Option<String>, String, i64, i64)>,
+    buttons: &[String],
+) -> Vec<Group> {
     let known = |b: &str| buttons.iter().any(|x| x == b);
     let mut top: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut subs: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
+    let mut subs: BTreeMap<String, BTreeMap<String, (i64, i64)>> = BTreeMap::new();
     for (parent, button, count, sessions) in rows.into_iter().filter(|r| known(&r.1)) {
-        match parent {
-            None => {
-                let e = top.entry(button).or_default();
-                e.0 += count;
-                e.1 += sessions;
-            }
-            Some(p) => subs.entry(p).or_default().push((button, count, sessions)),
-        }
+        let slot = match parent {
+            None => top.entry(button).or_default(),
+            Some(p) => subs.entry(p).or_default().entry(button).or_default(),
+        };
+        slot.0 += count;
+        slot.1 += sessions;
     }
     // A parent that only appears through its sub-options (imported history) still groups them.
     for p in subs.keys() {
@@ -198,46 +206,46 @@ async fn button_groups(
     let mut groups: Vec<Group> = top
         .into_iter()
         .map(|(key, (count, sessions))| {
-            let mut children: Vec<(String, i64, i64)> = subs.remove(&key).unwrap_or_default();
-            children.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            let within: i64 = children.iter().map(|c| c.1).sum();
+            let kids = subs.remove(&key).unwrap_or_default();
+            let within: i64 = kids.values().map(|v| v.0).sum();
+            let mut children: Vec<Group> = kids
+                .into_iter()
+                .map(|(k, (c, s))| Group {
+                    key: k,
+                    count: c,
+                    share: share(c, within),
+                    sessions: s,
+                    children: Vec::new(),
+                })
+                .collect();
+            children.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
             Group {
                 share: share(count, total),
-                children: children
-                    .into_iter()
-                    .map(|(k, c, s)| Group {
-                        key: k,
-                        count: c,
-                        share: share(c, within),
-                        sessions: s,
-                        children: Vec::new(),
-                    })
-                    .collect(),
                 key,
                 count,
                 sessions,
+                children,
             }
         })
         .collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
-    Ok(groups)
+    groups
 }
 
-/// Clicks per top-level button per day (the annex's "botonera por día").
-pub async fn buttons_per_day(
-    store: &Store,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
-    let rows: Vec<(String, String, i64)> = with_pool!(store, pool => {
-        sqlx::query_as(
-            "SELECT local_date, button_id, COUNT(*) FROM interactions WHERE kind = 'button' \
-             AND parent_id IS NULL AND button_id IS NOT NULL AND local_date BETWEEN $1 AND $2 \
-             GROUP BY local_date, button_id ORDER BY local_date, button_id",
-        )
-        .bind(day(from)).bind(day(to)).fetch_all(pool).await?
-    });
-    Ok(rows)
+/// Clicks per top-level button per day (the annex's "botonera por día"), from a cube:
+/// (date, button id, count), ordered by date and button.
+pub fn buttons_per_day(cells: &[Cell]) -> Vec<(String, String, i64)> {
+    let mut m: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for c in cells
+        .iter()
+        .filter(|c| c.kind == "button" && c.parent.is_none())
+    {
+        if let Some(b) = &c.button {
+            *m.entry((c.date.format("%Y-%m-%d").to_string(), b.clone()))
+                .or_default() += c.count;
+        }
+    }
+    m.into_iter().map(|((d, b), n)| (d, b, n)).collect()
 }
 
 /// Top answered intents and fallback figures of a range.
@@ -397,57 +405,13 @@ pub fn groups_from_cube(cells: &[Cell], group_by: GroupBy, buttons: &[String]) -
             }
             simple(m.into_iter().collect())
         }
-        GroupBy::Button => {
-            let known = |b: &str| buttons.iter().any(|x| x == b);
-            let mut top: BTreeMap<String, i64> = BTreeMap::new();
-            let mut subs: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-            for c in cells.iter().filter(|c| c.kind == "button") {
-                let Some(b) = c.button.as_deref().filter(|b| known(b)) else {
-                    continue;
-                };
-                match &c.parent {
-                    None => *top.entry(b.to_string()).or_default() += c.count,
-                    Some(p) => {
-                        *subs
-                            .entry(p.clone())
-                            .or_default()
-                            .entry(b.to_string())
-                            .or_default() += c.count
-                    }
-                }
-            }
-            for p in subs.keys() {
-                top.entry(p.clone()).or_default();
-            }
-            let tot: i64 = top.values().sum();
-            let mut groups: Vec<Group> = top
-                .into_iter()
-                .map(|(key, count)| {
-                    let kids = subs.remove(&key).unwrap_or_default();
-                    let within: i64 = kids.values().sum();
-                    let mut children: Vec<Group> = kids
-                        .into_iter()
-                        .map(|(k, n)| Group {
-                            key: k,
-                            count: n,
-                            share: share(n, within),
-                            sessions: 0,
-                            children: Vec::new(),
-                        })
-                        .collect();
-                    children.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
-                    Group {
-                        share: share(count, tot),
-                        key,
-                        count,
-                        sessions: 0,
-                        children,
-                    }
-                })
-                .collect();
-            groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
-            groups
-        }
+        GroupBy::Button => button_tree(
+            cells
+                .iter()
+                .filter(|c| c.kind == "button")
+                .filter_map(|c| Some((c.parent.clone(), c.button.clone()?, c.count, 0))),
+            buttons,
+        ),
     }
 }
 

@@ -287,13 +287,13 @@ pub async fn monthly(
 
     // Independent reads run side by side on separate connections (WAL readers do not block).
     let history_from = from.checked_sub_months(Months::new(5)).unwrap_or(from);
-    let (cells, sessions, months, buttons_per_day, intents) = tokio::try_join!(
+    let (cells, sessions, months, intents) = tokio::try_join!(
         aggregate::cube(store, from, to),
         aggregate::sessions(store, from, to),
         aggregate::per_month(store, history_from, to),
-        aggregate::buttons_per_day(store, from, to),
         aggregate::intents_and_fallbacks(store, from, to, 10),
     )?;
+    let buttons_per_day = aggregate::buttons_per_day(&cells);
     let (top, messages, fallbacks, unanswered) = intents;
     let total: i64 = cells.iter().map(|c| c.count).sum();
     let weekday_groups = aggregate::groups_from_cube(&cells, GroupBy::Weekday, &ids);
