@@ -209,9 +209,7 @@ pub fn idempotency(
                 "Idempotency-Key must be 1 to 200 visible characters",
             )
         })?;
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(serde_json::to_vec(body).unwrap_or_default());
-    let hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::store::sha256_hex(&serde_json::to_vec(body).unwrap_or_default());
     Ok(Some((key.to_string(), hash)))
 }
 

@@ -96,9 +96,7 @@ pub fn new_token() -> (String, String) {
 }
 
 pub fn token_digest(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(token.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::sha256_hex(token.as_bytes())
 }
 
 pub async fn add_user(

@@ -209,6 +209,16 @@ impl Store {
     }
 }
 
+/// Lower-case hex SHA-256: how secrets that must be checked but never read back (session
+/// tokens, tracking codes) and request fingerprints are stored.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch; the storage representation of instants on both backends.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -66,16 +66,8 @@ pub struct FilingContext<'a> {
     pub channels: Channels,
 }
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 pub fn tracking_hash(folio: &str, code: &str) -> String {
-    sha256_hex(&format!("{folio}:{}", code.trim().to_ascii_uppercase()))
+    crate::store::sha256_hex(format!("{folio}:{}", code.trim().to_ascii_uppercase()).as_bytes())
 }
 
 /// Files a case: folio, first events, routing, outbox messages (webhook to gestión
