@@ -14,12 +14,12 @@ use super::{Match, MenuNode, Reply};
 use crate::analytics::{mask_personal_data, Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{rate_limited, ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
 use crate::staff::auth::{Role, StaffUser};
 
 pub const MAX_TEXT_CHARS: usize = 1000;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(limit: PublicLimit) -> Router<AppState> {
     let public = Router::new()
         .route("/api/v1/chat/sessions", post(create_session))
         .route(
@@ -27,7 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(post_message),
         )
         .route("/api/v1/chat/menu", get(menu));
-    rate_limited(state, public).route("/api/v1/admin/catalog/reload", post(reload_catalog))
+    limit(public).route("/api/v1/admin/catalog/reload", post(reload_catalog))
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

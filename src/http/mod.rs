@@ -28,11 +28,14 @@ use crate::app::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Wraps a public (unauthenticated) router in the per-client-IP rate limit.
-pub fn rate_limited(state: &AppState, router: Router<AppState>) -> Router<AppState> {
+/// What wraps a public (unauthenticated) router in the per-client-IP rate limit. One limiter
+/// serves every public router, so a client has one budget across the public API.
+pub type PublicLimit<'a> = &'a dyn Fn(Router<AppState>) -> Router<AppState>;
+
+fn public_limit(state: &AppState) -> Box<dyn Fn(Router<AppState>) -> Router<AppState>> {
     let rl = &state.config.rate_limit;
     if !rl.enabled {
-        return router;
+        return Box::new(|r| r);
     }
     let key = middleware::ClientIpKey {
         trusted: Arc::new(state.config.trusted_proxies.clone()),
@@ -46,7 +49,7 @@ pub fn rate_limited(state: &AppState, router: Router<AppState>) -> Router<AppSta
         .finish()
     else {
         tracing::error!("invalid rate-limit settings; rate limiting disabled");
-        return router;
+        return Box::new(|r| r);
     };
     let cfg = Arc::new(cfg);
     // Forget idle clients so the limiter's map does not grow without bound.
@@ -58,20 +61,22 @@ pub fn rate_limited(state: &AppState, router: Router<AppState>) -> Router<AppSta
             limiter.retain_recent();
         }
     });
-    router.layer(GovernorLayer::new(cfg).error_handler(middleware::governor_error))
+    let layer = GovernorLayer::new(cfg).error_handler(middleware::governor_error);
+    Box::new(move |r| r.layer(layer.clone()))
 }
 
 pub fn router(state: AppState) -> Router {
     let cfg = state.config.clone();
+    let limit = public_limit(&state);
     let app = Router::new()
         .merge(ops::router())
-        .merge(crate::chat::routes::router(&state))
-        .merge(crate::staff::routes::router(&state))
-        .merge(crate::oirs::routes::router(&state))
+        .merge(crate::chat::routes::router(&*limit))
+        .merge(crate::staff::routes::router(&*limit))
+        .merge(crate::oirs::routes::router(&*limit))
         .merge(crate::staff::cases::router())
         .merge(crate::staff::admin::router())
         .merge(crate::analytics::routes::router())
-        .merge(crate::web::router(&state))
+        .merge(crate::web::router(&*limit))
         .fallback(|| async { ApiError::not_found("route").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

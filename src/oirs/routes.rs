@@ -14,15 +14,14 @@ use super::Rut;
 use crate::analytics::{Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{rate_limited, ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
 
 /// Failed tracking attempts on one folio before it is locked for a while.
 pub const TRACKING_MAX_FAILURES: i64 = 5;
 pub const TRACKING_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    rate_limited(
-        state,
+pub fn router(limit: PublicLimit) -> Router<AppState> {
+    limit(
         Router::new()
             .route("/api/v1/oirs/case-types", get(list_case_types))
             .route("/api/v1/oirs/topics", get(list_topics))

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::auth::{self, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{rate_limited, ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
 use crate::oirs::service;
 
 pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
@@ -19,11 +19,8 @@ pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
 pub const LOGIN_MAX_FAILURES: i64 = 5;
 pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    rate_limited(
-        state,
-        Router::new().route("/api/v1/auth/login", post(login)),
-    )
+pub fn router(limit: PublicLimit) -> Router<AppState> {
+    limit(Router::new().route("/api/v1/auth/login", post(login)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -13,7 +13,7 @@ use minijinja::{context, Environment};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::http::{rate_limited, ApiError};
+use crate::http::{ApiError, PublicLimit};
 use crate::oirs::domain::Channel;
 use crate::oirs::routes::{file_and_answer, lookup, validate, CaseIn, TrackQuery};
 use crate::oirs::service;
@@ -21,9 +21,8 @@ use crate::oirs::service;
 const PAGE: &str = include_str!("../../templates/page.html");
 const SITE_CSS: &str = include_str!("../../widget/site.css");
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    rate_limited(
-        state,
+pub fn router(limit: PublicLimit) -> Router<AppState> {
+    limit(
         Router::new()
             .route("/oirs", get(form_page).post(submit))
             .route("/seguimiento", get(track_page)),
