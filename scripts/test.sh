@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests on SQLite and PostgreSQL (cargo nextest), the
-# catalog check, and the matcher's accuracy bars on the shared evaluation set.
+# catalog check, the matcher's accuracy bars on the shared evaluation set, and the browser tests
+# (webtests/: the widget, the resident pages and the staff console in headless chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if cargo nextest --version >/dev/null 2>&1; then
@@ -13,3 +14,10 @@ if [ -f ../shared/dev-questions.tsv ]; then
   cargo run -q -- intents eval ../shared/dev-questions.tsv \
     --min-top1 0.90 --min-top3 0.97 --min-oos-recall 0.80 --max-false-fallback 0.05
 fi
+
+# Browser tests drive the debug binary in Debian's chromium (playwright-core + axe-core).
+cargo build -q
+if [ ! -d webtests/node_modules ]; then
+  npm ci --prefix webtests --no-audit --no-fund
+fi
+npm test --prefix webtests

@@ -33,7 +33,11 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
         html.contains(r#"<label for="descripcion">"#),
         "labelled fields"
     );
-    assert!(!html.contains("<script"), "works without JavaScript");
+    // The form posts to the server (works without JavaScript); the only script is the chat
+    // widget, external and deferred.
+    assert!(html.contains(r#"<form method="post" action="/oirs""#));
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(html.contains(r#"<script src="/widget.js" defer"#));
 
     // A bad RUT comes back beside its field, with what was typed kept.
     let mut fields = form(&[
@@ -124,4 +128,71 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
 
     let css = app.get("/static/site.css").await;
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
+
+#[tokio::test]
+async fn widget_assets_are_compressed_cached_small_and_carry_the_profile_contacts() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let mut gz_total = 0;
+    for path in ["/widget.js", "/widget.css"] {
+        let r = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers().clone();
+        assert_eq!(h["content-encoding"], "gzip", "{path}");
+        assert!(h["cache-control"]
+            .to_str()
+            .expect("cc")
+            .contains("max-age="));
+        let etag = h["etag"].to_str().expect("etag").to_string();
+        gz_total += r.bytes().await.expect("body").len();
+        // Revalidation: same content, 304 without a body.
+        let again = app
+            .client
+            .get(app.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(again.status(), 304, "{path}");
+    }
+    assert!(
+        gz_total <= 30 * 1024,
+        "widget is {gz_total} bytes gzipped, over 30 KB"
+    );
+
+    // Plain (uncompressed) for clients that do not ask for gzip; the profile's contact data is
+    // filled in so the widget can show it while the service is unreachable.
+    let r = app.get("/widget.js").await;
+    assert!(r.headers().get("content-encoding").is_none());
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/javascript"));
+    let js = r.text().await.expect("js");
+    assert!(
+        js.contains(r#"const PROFILE = {"correo":"oirs@tome.cl","municipio":"Municipalidad de Tomé","telefono":"+56 41 240 6400"}"#),
+        "profile not injected"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_home_page_embeds_the_widget_and_links_the_resident_pages() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let r = app.get("/").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(html.contains(r#"<script src="/widget.js" defer"#));
+    assert!(html.contains(r#"href="/oirs?tipo=reclamo""#));
+    assert!(html.contains(r#"href="/seguimiento""#));
+    assert!(html.contains("+56 41 240 6400"), "contact from the profile");
 }

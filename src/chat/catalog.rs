@@ -145,6 +145,16 @@ impl Catalog {
     pub fn topic_ids(&self) -> impl Iterator<Item = &str> {
         self.topics.iter().map(|t| t.id.as_str())
     }
+
+    /// The resident-facing name of a topic: the title of its first intent (Spanish), else the
+    /// id made readable.
+    pub fn topic_label(&self, topic: &str) -> String {
+        self.intents
+            .iter()
+            .find(|i| i.topic == topic)
+            .map(|i| i.title.clone())
+            .unwrap_or_else(|| topic.replace('_', " "))
+    }
 }
 
 // ---- file formats ----

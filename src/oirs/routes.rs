@@ -53,6 +53,8 @@ pub async fn list_case_types(State(state): State<AppState>) -> ApiResult<Json<Ve
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TopicOut {
     pub id: String,
+    /// Resident-facing name (Spanish).
+    pub label: String,
     pub description: String,
     pub department: Option<String>,
 }
@@ -61,16 +63,16 @@ pub struct TopicOut {
 #[utoipa::path(get, path = "/api/v1/oirs/topics", tag = "oirs",
     responses((status = 200, body = Vec<TopicOut>)))]
 pub async fn list_topics(State(state): State<AppState>) -> Json<Vec<TopicOut>> {
+    let engine = state.chat.engine();
     Json(
-        state
-            .chat
-            .engine()
+        engine
             .catalog
             .topics
             .iter()
             .filter(|t| t.department.is_some())
             .map(|t| TopicOut {
                 id: t.id.clone(),
+                label: engine.catalog.topic_label(&t.id),
                 description: t.description.clone(),
                 department: t.department.clone(),
             })

@@ -1,10 +1,11 @@
-//! Resident pages served by the service, working without JavaScript: the OIRS form (/oirs)
-//! with errors beside their fields, and case tracking (/seguimiento).
+//! Resident pages served by the service, working without JavaScript: a demo municipal home
+//! page (/) with the chat widget embedded, the OIRS form (/oirs) with errors beside their
+//! fields, and case tracking (/seguimiento). Also serves the widget's script and style sheet.
 
 use std::collections::HashMap;
 
 use axum::extract::{Form, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -20,25 +21,96 @@ use crate::oirs::service;
 
 const PAGE: &str = include_str!("../../templates/page.html");
 const SITE_CSS: &str = include_str!("../../widget/site.css");
+const WIDGET_JS: &str = include_str!("../../widget/widget.js");
+const WIDGET_CSS: &str = include_str!("../../widget/widget.css");
+/// Where the served widget carries the municipality's contact data.
+const PROFILE_SLOT: &str = "/*PROFILE*/ { municipio: \"\", telefono: \"\", correo: \"\" }";
 
 pub fn router(limit: PublicLimit) -> Router<AppState> {
+    let assets = Router::new()
+        .route(
+            "/static/site.css",
+            get(|h: HeaderMap| async move { asset(&h, "text/css", SITE_CSS) }),
+        )
+        .route(
+            "/widget.css",
+            get(|h: HeaderMap| async move { asset(&h, "text/css", WIDGET_CSS) }),
+        )
+        .route("/widget.js", get(widget_js))
+        .layer(tower_http::compression::CompressionLayer::new());
     limit(
         Router::new()
+            .route("/", get(home))
             .route("/oirs", get(form_page).post(submit))
             .route("/seguimiento", get(track_page)),
     )
-    .route("/static/site.css", get(css))
+    .merge(assets)
 }
 
-async fn css() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        SITE_CSS,
+/// A static asset with a content hash as ETag: browsers revalidate after five minutes (so a
+/// new catalog or release shows up soon) and get 304 while nothing changed.
+fn asset(req: &HeaderMap, mime: &str, body: impl Into<String>) -> Response {
+    let body = body.into();
+    let etag = format!("\"{}\"", &crate::store::sha256_hex(body.as_bytes())[..32]);
+    let fresh = req
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        body.into_response()
+    };
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("{mime}; charset=utf-8")) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300, stale-while-revalidate=86400"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// The widget with the municipality profile's name, phone and e-mail filled in, so it can show
+/// them when the service is unreachable later.
+async fn widget_js(State(state): State<AppState>, req: HeaderMap) -> Response {
+    let engine = state.chat.engine();
+    let p = &engine.catalog.profile;
+    let first = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| p.get(k))
+            .find(|v| !v.is_empty())
+            .unwrap_or("")
+            .to_string()
+    };
+    let profile = serde_json::json!({
+        "municipio": first(&["municipio"]),
+        "telefono": first(&["telefono_central", "telefono_oirs"]),
+        "correo": first(&["correo_oirs", "correo_general"]),
+    });
+    asset(
+        &req,
+        "text/javascript",
+        WIDGET_JS.replacen(PROFILE_SLOT, &profile.to_string(), 1),
     )
-        .into_response()
+}
+
+async fn home(State(state): State<AppState>) -> Response {
+    let engine = state.chat.engine();
+    let p = &engine.catalog.profile;
+    let ctx = context! {
+        page => "home",
+        title => "Inicio",
+        telefono => p.get("telefono_central"),
+        correo => p.get("correo_general"),
+        direccion => p.get("direccion_municipio"),
+        horario => p.get("horario_atencion"),
+    };
+    render(&state, ctx)
 }
 
 fn render(state: &AppState, ctx: minijinja::Value) -> Response {
@@ -89,17 +161,7 @@ async fn form_context(
         .topics
         .iter()
         .filter(|t| t.department.is_some())
-        .map(|t| {
-            // The intent's resident-facing title names the topic best.
-            let label = engine
-                .catalog
-                .intents
-                .iter()
-                .find(|i| i.topic == t.id)
-                .map(|i| i.title.clone())
-                .unwrap_or_else(|| t.id.replace('_', " "));
-            context! { id => t.id, label => label }
-        })
+        .map(|t| context! { id => t.id, label => engine.catalog.topic_label(&t.id) })
         .collect();
     Ok(
         context! { page => "form", title => "Ingresar un caso", types => types, topics => topics, values => values, errors => errors },

@@ -1,0 +1,274 @@
+// The resident side in a real browser: the demo page with the chat widget, filing and tracking
+// a case inside the chat, /seguimiento, keyboard-only use, accessibility and small screens.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launchBrowser, axe, screenshot, focused, tabTo } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function openPage(opts = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...opts });
+  context.setDefaultTimeout(10000);
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("net::ERR")) errors.push(m.text()); });
+  await page.goto(server.base + "/");
+  return { context, page, errors };
+}
+
+const panel = (page) => page.locator("#vt-panel");
+const lastBot = (page) => page.locator("#vt-panel .log .msg.bot").last();
+
+async function openChat(page) {
+  await page.getByRole("button", { name: /Chatea con el municipio/ }).click();
+  await assert.doesNotReject(lastBot(page).getByRole("button", { name: "Direcciones, Teléfonos y Correos" }).waitFor());
+}
+
+test("the demo page embeds the widget; a button and a sub-option answer with the profile's phone", async () => {
+  const { context, page, errors } = await openPage();
+  assert.match(await page.title(), /Municipalidad de Tomé/);
+  await openChat(page);
+  assert.match(await lastBot(page).innerText(), /asistente virtual/i);
+  await lastBot(page).getByRole("button", { name: "Direcciones, Teléfonos y Correos" }).click();
+  await lastBot(page).getByRole("button", { name: "Contactos Telefónicos" }).waitFor();
+  await lastBot(page).getByRole("button", { name: "Contactos Telefónicos" }).click();
+  await page.locator("#vt-panel .log .msg.bot", { hasText: "Central telefónica" }).waitFor();
+  assert.match(await lastBot(page).innerText(), /\+56 41 240 6400/);
+  // The clicks were echoed as the resident's messages.
+  assert.deepEqual(await page.locator("#vt-panel .msg.me").allInnerTexts().then((t) => t.map((x) => x.replace(/^Tú:\s*/, ""))),
+    ["Direcciones, Teléfonos y Correos", "Contactos Telefónicos"]);
+  // The conversation survives a reload (sessionStorage), without cookies.
+  await page.reload();
+  await page.locator("#vt-panel .log .msg.bot", { hasText: "Central telefónica" }).waitFor();
+  assert.equal((await context.cookies()).length, 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a free-text question with typos gets the right answer", async () => {
+  const { context, page } = await openPage();
+  await openChat(page);
+  const input = page.getByLabel("Escribe tu consulta");
+  await input.fill("cuanto sale el permiso de sircualcion");
+  await input.press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: "sircualcion" }).waitFor();
+  const answer = await lastBot(page).innerText();
+  assert.match(answer, /permiso de circulaci[oó]n/i);
+  assert.equal(await input.inputValue(), "", "the sent text leaves the input");
+  // Something out of scope gets the honest fallback with its ways out.
+  await input.fill("quien gano el partido de ayer");
+  await input.press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: "partido" }).waitFor();
+  await lastBot(page).getByRole("button", { name: /Menú/ }).waitFor();
+  assert.match(await lastBot(page).innerText(), /no entendí/i);
+  await context.close();
+});
+
+test("a resident files a reclamo in the chat and finds it on /seguimiento", async () => {
+  const { context, page } = await openPage({ permissions: ["clipboard-read", "clipboard-write"] });
+  await openChat(page);
+  await lastBot(page).getByRole("button", { name: /^OIRS/ }).click();
+  await lastBot(page).getByRole("button", { name: "Hacer un reclamo" }).waitFor();
+  await lastBot(page).getByRole("button", { name: "Hacer un reclamo" }).click();
+  await lastBot(page).getByRole("button", { name: "Ingresar un reclamo" }).waitFor();
+  await lastBot(page).getByRole("button", { name: "Ingresar un reclamo" }).click();
+  const form = page.locator("#vt-panel form.inline");
+  await form.waitFor();
+  assert.equal(await form.getByLabel("Tipo de caso").inputValue(), "reclamo", "the link's tipo preselects the type");
+  await form.getByLabel("Tema").selectOption("alumbrado_publico");
+  await form.getByLabel("Describe tu caso").fill("corto");
+  await form.getByLabel("Tu nombre").fill("Rosa Pérez");
+  await form.getByRole("button", { name: "Enviar caso" }).click();
+  // Checked beside the field, focus moved there.
+  await form.locator(".error:not([hidden])", { hasText: /al menos 10 caracteres/ }).waitFor();
+  assert.equal((await focused(page)).tag, "textarea");
+  await form.getByLabel("Describe tu caso").fill("La luminaria de calle Egaña 450 lleva dos semanas apagada y la cuadra queda a oscuras.");
+  await form.getByLabel("Correo electrónico (opcional)").fill("rosa.perez@example.cl");
+  await form.getByLabel("RUT (opcional)").fill("12.345.678-0");
+  await form.getByRole("button", { name: "Enviar caso" }).click();
+  await form.locator(".error:not([hidden])", { hasText: /Debes aceptar/ }).waitFor();
+  await form.getByLabel(/Acepto que la municipalidad/).check();
+  await form.getByRole("button", { name: "Enviar caso" }).click();
+  // The service rejects the RUT (bad verifier digit): its message shows beside the RUT field.
+  const invalid = form.locator("[aria-invalid=true]");
+  await invalid.waitFor();
+  assert.match(await invalid.getAttribute("id"), /^vt-rut/);
+  assert.match(await invalid.getAttribute("aria-describedby"), /-err/);
+  await form.getByLabel("RUT (opcional)").fill("12.345.678-5");
+  await form.getByRole("button", { name: "Enviar caso" }).click();
+  const filed = page.locator("#vt-panel .msg.filed");
+  await filed.waitFor();
+  const folio = (await filed.locator("code.folio").innerText()).trim();
+  const code = (await filed.locator("code.tracking").innerText()).trim();
+  assert.match(folio, /^OIRS-\d{4}-\d{6}$/);
+  assert.ok(code.length >= 8);
+  await filed.getByRole("button", { name: "Copiar código" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), code);
+
+  // Tracking inside the chat, by folio and RUT.
+  const input = page.getByLabel("Escribe tu consulta");
+  await input.fill(`en que va mi caso ${folio}`);
+  await input.press("Enter");
+  await lastBot(page).getByRole("button", { name: `Ver el estado de ${folio}` }).click();
+  const track = page.locator("#vt-panel form.inline");
+  assert.equal(await track.getByLabel("Folio").inputValue(), folio);
+  await track.getByLabel("RUT").fill("12345678-5");
+  await track.getByRole("button", { name: "Ver estado" }).click();
+  await page.locator("#vt-panel .msg.status").waitFor();
+  assert.match(await page.locator("#vt-panel .msg.status").innerText(), new RegExp(folio));
+
+  // The tracking page, as a resident would use it in another tab.
+  await page.goto(server.base + "/seguimiento");
+  await page.getByLabel("Folio").fill(folio);
+  await page.getByLabel("Código de seguimiento").fill(code);
+  await page.getByRole("button", { name: "Ver estado" }).click();
+  const heading = page.locator("main h2");
+  assert.match(await heading.innerText(), new RegExp(`${folio}: `));
+  assert.match(await page.locator("ol.history").innerText(), /Recibido/i);
+  await context.close();
+});
+
+test("keyboard only: open, ask, choose an option, close, focus returns", async () => {
+  const { context, page } = await openPage();
+  await tabTo(page, (f) => /Chatea con el municipio/.test(f.text));
+  await page.keyboard.press("Enter");
+  await lastBot(page).getByRole("button", { name: "Direcciones, Teléfonos y Correos" }).waitFor();
+  assert.equal((await focused(page)).tag, "input", "opening the chat puts focus in the text box");
+  await page.keyboard.type("horario de atencion de la muni");
+  await page.keyboard.press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: "horario" }).waitFor();
+  assert.match(await lastBot(page).innerText(), /lunes a viernes/);
+  // Shift+Tab walks back into the conversation: its options are reachable.
+  await page.keyboard.press("Shift+Tab"); // log
+  await page.keyboard.press("Shift+Tab");
+  const f = await focused(page);
+  assert.ok(["button", "div"].includes(f.tag), `focus went to ${JSON.stringify(f)}`);
+  // Choose the menu option from the keyboard.
+  await tabTo(page, (x) => x.text === "Menú principal" || x.text === "Menú");
+  await page.keyboard.press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: /Men[uú]/ }).waitFor();
+  assert.equal((await focused(page)).cls, "msg bot", "after a button the new answer takes focus");
+  await page.keyboard.press("Tab");
+  assert.equal((await focused(page)).text, "Direcciones, Teléfonos y Correos");
+  await page.keyboard.press("Enter");
+  await lastBot(page).getByRole("button", { name: "Correos" }).waitFor();
+  await page.keyboard.press("Escape");
+  assert.equal(await panel(page).isHidden(), true);
+  assert.match((await focused(page)).text, /Chatea con el municipio/);
+  await context.close();
+});
+
+test("axe-core finds no serious or critical violations on the resident pages", async () => {
+  const { context, page } = await openPage({ bypassCSP: true });
+  assert.deepEqual(await axe(page), [], "demo page, chat closed");
+  await openChat(page);
+  await page.getByLabel("Escribe tu consulta").fill("necesito hacer un reclamo");
+  await page.getByLabel("Escribe tu consulta").press("Enter");
+  await page.locator("#vt-panel .msg.me").waitFor();
+  await lastBot(page).getByRole("button", { name: "Ingresar un reclamo" }).click();
+  await page.locator("#vt-panel form.inline").waitFor();
+  assert.deepEqual(await axe(page), [], "demo page, chat open with the filing form");
+  for (const path of ["/oirs", "/seguimiento"]) {
+    await page.goto(server.base + path);
+    assert.deepEqual(await axe(page), [], path);
+  }
+  await page.goto(server.base + "/oirs");
+  await page.getByRole("button", { name: "Enviar caso" }).click();
+  await page.getByRole("alert").waitFor();
+  assert.deepEqual(await axe(page), [], "/oirs with errors");
+  await context.close();
+});
+
+test("a 360 px phone and 200% zoom: the chat fits, screenshots kept", async () => {
+  for (const [name, viewport] of [["360", { width: 360, height: 740 }], ["1280", { width: 1280, height: 800 }], ["zoom200", { width: 640, height: 400 }]]) {
+    const { context, page } = await openPage({ viewport });
+    await screenshot(page, `demo-${name}`);
+    await openChat(page);
+    await lastBot(page).getByRole("button", { name: "Pagos y Servicios Online" }).click();
+    await lastBot(page).getByRole("button", { name: "Pagos Online" }).waitFor();
+    const box = await panel(page).boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= viewport.width + 0.5, `panel inside the width at ${name}`);
+    assert.ok(box.y >= 0 && box.y + box.height <= viewport.height + 0.5, `panel inside the height at ${name}`);
+    assert.ok(await page.getByLabel("Escribe tu consulta").isVisible());
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at ${name} (${overflow} px)`);
+    await screenshot(page, `chat-${name}`);
+    await context.close();
+  }
+});
+
+test("prefers-reduced-motion stops the typing animation", async () => {
+  const { context, page } = await openPage({ reducedMotion: "reduce" });
+  await openChat(page);
+  const anim = await page.evaluate(() => {
+    const dot = document.querySelector("#ventanilla-widget").shadowRoot.querySelector(".dots i");
+    return getComputedStyle(dot).animationName;
+  });
+  assert.equal(anim, "none");
+  await context.close();
+  const moving = await openPage();
+  await openChat(moving.page);
+  assert.equal(await moving.page.evaluate(() =>
+    getComputedStyle(document.querySelector("#ventanilla-widget").shadowRoot.querySelector(".dots i")).animationName), "vt-blink");
+  await moving.context.close();
+});
+
+test("unreachable service: the widget says so, shows phone and e-mail, keeps the text and retries", async () => {
+  const { context, page } = await openPage();
+  await openChat(page);
+  await page.route("**/api/v1/chat/sessions/*/messages", (route) => route.abort("internetdisconnected"));
+  const input = page.getByLabel("Escribe tu consulta");
+  await input.fill("donde pago el permiso de circulacion");
+  await input.press("Enter");
+  const notice = page.locator("#vt-panel .notice");
+  await notice.waitFor();
+  const text = await notice.innerText();
+  assert.match(text, /No pudimos conectarnos/);
+  assert.match(text, /\+56 41 240 6400/);
+  assert.match(text, /oirs@tome\.cl/);
+  assert.equal(await input.inputValue(), "donde pago el permiso de circulacion", "the typed text is kept");
+  assert.equal(await page.locator("#vt-panel .msg.me").count(), 0);
+  await page.unroute("**/api/v1/chat/sessions/*/messages");
+  await notice.getByRole("button", { name: "Reintentar ahora" }).click();
+  await page.locator("#vt-panel .msg.me", { hasText: "permiso de circulacion" }).waitFor();
+  await notice.waitFor({ state: "hidden" });
+  assert.match(await lastBot(page).innerText(), /permiso de circulaci[oó]n/i);
+  assert.equal(await input.inputValue(), "");
+  await context.close();
+});
+
+test("a 429 is explained in plain words and retried after the wait", async () => {
+  const { context, page } = await openPage();
+  await openChat(page);
+  let limited = true;
+  await page.route("**/api/v1/chat/sessions/*/messages", (route) => {
+    if (!limited) return route.continue();
+    return route.fulfill({
+      status: 429,
+      headers: { "content-type": "application/json", "retry-after": "1" },
+      body: JSON.stringify({ error: { code: "rate_limited", message: "too many requests" } }),
+    });
+  });
+  const input = page.getByLabel("Escribe tu consulta");
+  await input.fill("horario de la municipalidad");
+  await input.press("Enter");
+  const notice = page.locator("#vt-panel .notice");
+  await notice.waitFor();
+  assert.match(await notice.innerText(), /muchos mensajes seguidos.*1 segundos/s);
+  limited = false;
+  // The widget retries by itself after Retry-After.
+  await page.locator("#vt-panel .msg.me", { hasText: "horario" }).waitFor();
+  await notice.waitFor({ state: "hidden" });
+  await context.close();
+});
