@@ -152,6 +152,11 @@ impl AppState {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "chat text purge failed"),
                 }
+                match crate::staff::auth::purge_sessions(&state.store).await {
+                    Ok(n) if n > 0 => tracing::info!(sessions = n, "expired staff sessions purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "staff session purge failed"),
+                }
             }
         }));
         Ok(handles)

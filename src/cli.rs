@@ -196,13 +196,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 eprintln!("--role must be admin, coordinator, department or analyst");
                 return Ok(ExitCode::from(2));
             };
-            if role == Role::Department && department.is_none() {
-                eprintln!("--department is required for the department role");
-                return Ok(ExitCode::from(2));
-            }
             let password = read_password()?;
-            if password.chars().count() < 10 {
-                eprintln!("the password must have at least 10 characters");
+            if let Err((field, message)) = crate::staff::users::check_user(
+                &username,
+                role,
+                department.as_deref(),
+                Some(&password),
+            ) {
+                eprintln!("{field}: {message}");
                 return Ok(ExitCode::from(2));
             }
             let store = Store::connect(&config.database_url).await?;

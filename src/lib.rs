@@ -5,7 +5,8 @@
 //! - [`outbox`]: durable delivery of webhooks and e-mails.
 //! - [`analytics`]: interaction recording.
 //! - [`staff`]: authentication, the staff case API and administration.
-//! - [`web`]: resident pages without JavaScript (/oirs, /seguimiento).
+//! - [`web`]: resident pages (/, /oirs, /seguimiento) and the chat widget's files.
+//! - [`console`]: the staff console at /staff (server-rendered, over the staff APIs).
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
 pub mod analytics;
@@ -13,6 +14,7 @@ pub mod app;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod oirs;
 pub mod outbox;

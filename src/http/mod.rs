@@ -75,8 +75,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::oirs::routes::router(&*limit))
         .merge(crate::staff::cases::router())
         .merge(crate::staff::admin::router())
+        .merge(crate::staff::users::router())
         .merge(crate::analytics::routes::router())
         .merge(crate::web::router(&*limit))
+        .merge(crate::console::router(&*limit))
         .fallback(|| async { ApiError::not_found("route").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -169,6 +169,31 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Derivar,
+        EventKind::Iniciar,
+        EventKind::Comentar,
+        EventKind::PedirInformacion,
+        EventKind::Reanudar,
+        EventKind::Prorrogar,
+        EventKind::Responder,
+        EventKind::Cerrar,
+    ];
+
+    /// What staff see on the action's button (Spanish).
+    pub fn label(self) -> &'static str {
+        match self {
+            EventKind::Derivar => "Derivar a otro departamento",
+            EventKind::Iniciar => "Iniciar la atención",
+            EventKind::Comentar => "Agregar un comentario interno",
+            EventKind::PedirInformacion => "Pedir información al vecino",
+            EventKind::Reanudar => "Reanudar (llegó la información)",
+            EventKind::Prorrogar => "Prorrogar el plazo",
+            EventKind::Responder => "Responder al vecino",
+            EventKind::Cerrar => "Cerrar el caso",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Derivar => "derivar",

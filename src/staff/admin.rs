@@ -417,7 +417,8 @@ pub async fn list_audit(
     ))
 }
 
-async fn audit_admin(
+/// Writes an administrative change to the audit log.
+pub(crate) async fn audit_admin(
     state: &AppState,
     user: &StaffUser,
     action: &str,

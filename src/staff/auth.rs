@@ -6,8 +6,8 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -193,18 +193,52 @@ pub async fn user_for_token(store: &Store, token: &str) -> Result<Option<StaffUs
     }))
 }
 
-fn token_from(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
-        }
-    }
-    parts
-        .headers
+/// Ends a session (logout).
+pub async fn end_session(store: &Store, token: &str) -> Result<(), StoreError> {
+    let digest = token_digest(token);
+    let _gate = store.write_gate().await;
+    with_pool!(store, pool => {
+        sqlx::query("DELETE FROM staff_sessions WHERE token_hash = $1")
+            .bind(&digest)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Forgets expired sessions; returns how many.
+pub async fn purge_sessions(store: &Store) -> Result<u64, StoreError> {
+    let _gate = store.write_gate().await;
+    let n = with_pool!(store, pool => {
+        sqlx::query("DELETE FROM staff_sessions WHERE expires_at <= $1")
+            .bind(now_millis())
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n)
+}
+
+/// The anti-CSRF token of a cookie session: derived from the session token, which only the
+/// browser holding the (HttpOnly) cookie has, so another site cannot know it.
+pub fn csrf_token(session_token: &str) -> String {
+    crate::store::sha256_hex(format!("csrf:{session_token}").as_bytes())[..40].to_string()
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -214,14 +248,44 @@ fn token_from(parts: &Parts) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
 impl FromRequestParts<AppState> for StaffUser {
     type Rejection = ApiError;
 
+    /// A bearer token, or the session cookie. With the cookie, a request that changes
+    /// something must also carry the session's anti-CSRF token in `X-CSRF-Token`.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = token_from(parts).ok_or_else(ApiError::unauthorized)?;
+        let token = match bearer(&parts.headers) {
+            Some(t) => t,
+            None => {
+                let t = session_cookie(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+                if !parts.method.is_safe() {
+                    let sent = parts
+                        .headers
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if !same_token(sent, &csrf_token(&t)) {
+                        return Err(ApiError::new(
+                            axum::http::StatusCode::FORBIDDEN,
+                            "csrf",
+                            "missing or wrong X-CSRF-Token for a cookie session",
+                        ));
+                    }
+                }
+                t
+            }
+        };
         user_for_token(&state.store, &token)
             .await?
             .ok_or_else(ApiError::unauthorized)

@@ -21,6 +21,7 @@ pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 pub fn router(limit: PublicLimit) -> Router<AppState> {
     limit(Router::new().route("/api/v1/auth/login", post(login)))
+        .route("/api/v1/auth/logout", post(logout))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -33,38 +34,39 @@ pub struct LoginIn {
 #[derive(Serialize, ToSchema)]
 pub struct LoginOut {
     pub token: String,
+    /// For cookie sessions: send it as `X-CSRF-Token` with every POST/PUT/DELETE.
+    pub csrf_token: String,
     pub role: auth::Role,
     pub department: Option<String>,
 }
 
-/// Exchanges a username and password for a session (cookie and bearer token).
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "staff", request_body = LoginIn,
-    responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody)))]
-pub async fn login(
-    State(state): State<AppState>,
-    ApiJson(input): ApiJson<LoginIn>,
-) -> ApiResult<impl IntoResponse> {
-    let username = input.username.trim().to_string();
+/// Checks a username and password (with the failure backoff) and opens a session.
+/// Shared by the API login and the console's login form.
+pub async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> ApiResult<(auth::StaffUser, String)> {
+    let username = username.trim();
     // Backoff: after repeated failures the account is locked for a while, whoever asks.
     let failures =
-        service::recent_failures(&state.store, "login", &username, LOGIN_WINDOW_MS).await?;
+        service::recent_failures(&state.store, "login", username, LOGIN_WINDOW_MS).await?;
     if failures >= LOGIN_MAX_FAILURES {
         return Err(ApiError::too_many_requests((LOGIN_WINDOW_MS / 1000) as u64));
     }
-    let found = auth::find_user(&state.store, &username).await?;
+    let found = auth::find_user(&state.store, username).await?;
     // Verify against a dummy hash when the user does not exist, so timing does not reveal it.
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
         None => (None, state.dummy_hash.clone()),
     };
-    let password = input.password;
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
     let user = match (user, ok) {
         (Some(u), true) => u,
         _ => {
-            service::note_failure(&state.store, "login", &username, LOGIN_WINDOW_MS).await?;
+            service::note_failure(&state.store, "login", username, LOGIN_WINDOW_MS).await?;
             return Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -72,18 +74,55 @@ pub async fn login(
             ));
         }
     };
-    service::clear_failures(&state.store, "login", &username).await?;
+    service::clear_failures(&state.store, "login", username).await?;
     let token = auth::create_session(&state.store, user.id, SESSION_TTL_MS).await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        SESSION_TTL_MS / 1000
-    );
+    Ok((user, token))
+}
+
+/// The `Set-Cookie` value for a session (HttpOnly, SameSite=Strict), or one that removes it.
+pub fn session_cookie(token: Option<&str>) -> String {
+    match token {
+        Some(t) => format!(
+            "{SESSION_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+            SESSION_TTL_MS / 1000
+        ),
+        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    }
+}
+
+/// Exchanges a username and password for a session (cookie and bearer token). A browser
+/// using the cookie sends `csrf_token` back in `X-CSRF-Token` on every change.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "staff", request_body = LoginIn,
+    responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<LoginIn>,
+) -> ApiResult<impl IntoResponse> {
+    let (user, token) = authenticate(&state, &input.username, input.password).await?;
     Ok((
-        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        AppendHeaders([(header::SET_COOKIE, session_cookie(Some(&token)))]),
         Json(LoginOut {
+            csrf_token: auth::csrf_token(&token),
             token,
             role: user.role,
             department: user.department,
         }),
+    ))
+}
+
+/// Ends the session of the request (bearer token or cookie) and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "staff", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    _user: auth::StaffUser,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    if let Some(t) = auth::bearer(&headers).or_else(|| auth::session_cookie(&headers)) {
+        auth::end_session(&state.store, &t).await?;
+    }
+    Ok((
+        axum::http::StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, session_cookie(None))]),
     ))
 }

@@ -49,7 +49,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
 
 /// A static asset with a content hash as ETag: browsers revalidate after five minutes (so a
 /// new catalog or release shows up soon) and get 304 while nothing changed.
-fn asset(req: &HeaderMap, mime: &str, body: impl Into<String>) -> Response {
+pub fn asset(req: &HeaderMap, mime: &str, body: impl Into<String>) -> Response {
     let body = body.into();
     let etag = format!("\"{}\"", &crate::store::sha256_hex(body.as_bytes())[..32]);
     let fresh = req

@@ -308,6 +308,8 @@ pub struct CaseFilter {
     pub due_before: Option<NaiveDate>,
     /// `alerta` or `vencido`.
     pub alert: Option<String>,
+    /// Only open cases (not answered, not closed).
+    pub open: Option<bool>,
     /// At most this many cases (default 500).
     pub limit: Option<i64>,
 }
@@ -335,7 +337,7 @@ pub async fn list_cases(
             .bind(today_s)
             .bind(f.due_before.map(|d| d.format("%Y-%m-%d").to_string()))
             .bind(&f.alert)
-            .bind(overdue)
+            .bind(overdue || f.open.unwrap_or(false))
             .bind(limit)
             .fetch_all(pool)
             .await?;
@@ -346,6 +348,41 @@ pub async fn list_cases(
         out
     });
     Ok(cases)
+}
+
+/// The inbox's counters for one department (or all): new (not started), in progress
+/// (including waiting for the resident), near the deadline and overdue.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct InboxCounts {
+    pub nuevos: i64,
+    pub en_proceso: i64,
+    pub por_vencer: i64,
+    pub vencidos: i64,
+}
+
+pub async fn inbox_counts(
+    store: &Store,
+    department: Option<&str>,
+) -> Result<InboxCounts, StoreError> {
+    let row: (i64, i64, i64, i64) = with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN status IN ('recibido', 'derivado') THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status IN ('en_proceso', 'pendiente_informacion') THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN alert_level = 'alerta' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN alert_level = 'vencido' THEN 1 ELSE 0 END), 0) \
+             FROM cases WHERE status NOT IN ('respondido', 'cerrado') AND ($1 IS NULL OR department_id = $1)",
+        )
+        .bind(department)
+        .fetch_one(pool)
+        .await?
+    });
+    Ok(InboxCounts {
+        nuevos: row.0,
+        en_proceso: row.1,
+        por_vencer: row.2,
+        vencidos: row.3,
+    })
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema, PartialEq)]

@@ -1,0 +1,159 @@
+//! Console analytics for analysts and admins: interactions by hour, weekday, day, month and
+//! menu button over a date range (charts plus the numbers as tables), and the monthly report.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use axum::Router;
+use chrono::NaiveDate;
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use super::{Console, PageResult};
+use crate::analytics::aggregate::{self, Group, GroupBy};
+use crate::analytics::render;
+use crate::analytics::report::pct;
+use crate::app::AppState;
+use crate::http::ApiError;
+use crate::staff::auth::Role;
+
+const ROLES: &[Role] = &[Role::Analyst, Role::Admin];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/staff/analitica", get(page))
+        .route("/staff/analitica/informe", get(report))
+}
+
+#[derive(Deserialize)]
+struct RangeQuery {
+    desde: Option<String>,
+    hasta: Option<String>,
+}
+
+fn day(field: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
+    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, "Escriba la fecha como 2026-04-20.")),
+    }
+}
+
+fn rows(groups: &[Group], label: &dyn Fn(&str) -> String) -> Vec<Value> {
+    groups
+        .iter()
+        .map(|g| {
+            context! {
+                label => label(&g.key),
+                count => g.count,
+                share => pct(g.share),
+                children => rows(&g.children, label),
+            }
+        })
+        .collect()
+}
+
+async fn page(
+    State(state): State<AppState>,
+    c: Console,
+    Query(q): Query<RangeQuery>,
+) -> PageResult {
+    c.require(ROLES)?;
+    let to = day("hasta", &q.hasta)?.unwrap_or_else(|| state.today());
+    let from = day("desde", &q.desde)?.unwrap_or(to - chrono::Duration::days(29));
+    if from > to {
+        return Err(ApiError::invalid("desde", "La fecha inicial es posterior a la final.").into());
+    }
+    if (to - from).num_days() > 366 * 3 {
+        return Err(ApiError::invalid("desde", "El rango puede cubrir hasta tres años.").into());
+    }
+    let engine = state.chat.engine();
+    let buttons: Vec<String> = engine.catalog.botonera.buttons.keys().cloned().collect();
+    let cells = aggregate::cube(&state.store, from, to).await?;
+    let total: i64 = cells
+        .iter()
+        .filter(|c| c.kind == "message" || c.kind == "button")
+        .map(|c| c.count)
+        .sum();
+    let button_label = |id: &str| {
+        engine
+            .catalog
+            .botonera
+            .get(id)
+            .map(|b| b.label.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let month_label = |k: &str| render::month_label(k);
+    let plain = |k: &str| k.to_string();
+    let mut charts = Vec::new();
+    for (by, title, label) in [
+        (
+            GroupBy::Hour,
+            "Interacciones por hora",
+            &plain as &dyn Fn(&str) -> String,
+        ),
+        (
+            GroupBy::Weekday,
+            "Interacciones por día de la semana",
+            &plain,
+        ),
+        (GroupBy::Day, "Interacciones por día", &plain),
+        (GroupBy::Month, "Interacciones por mes", &month_label),
+    ] {
+        let groups = aggregate::groups_from_cube(&cells, by, &buttons);
+        let bars: Vec<(String, i64)> = groups.iter().map(|g| (label(&g.key), g.count)).collect();
+        charts.push(context! {
+            title => title,
+            svg => Value::from_safe_string(render::bar_chart(title, &bars)),
+            rows => rows(&groups, label),
+        });
+    }
+    let by_button = aggregate::groups_from_cube(&cells, GroupBy::Button, &buttons);
+    let bars: Vec<(String, i64, f64)> = by_button
+        .iter()
+        .map(|g| (button_label(&g.key), g.count, g.share))
+        .collect();
+    let title = "Botonera: botones del menú inicial";
+    let buttons_chart = context! {
+        title => title,
+        svg => Value::from_safe_string(render::hbar_chart(title, &bars)),
+        rows => rows(&by_button, &button_label),
+    };
+    let month = to.format("%Y-%m").to_string();
+    Ok(c.page(
+        &state,
+        "analytics.html",
+        "Analítica",
+        context! {
+            desde => from.to_string(),
+            hasta => to.to_string(),
+            total => total,
+            charts => charts,
+            buttons => buttons_chart,
+            month => month,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    mes: Option<String>,
+    formato: Option<String>,
+}
+
+/// Sends the browser to the monthly report of the API (same session cookie).
+async fn report(c: Console, Query(q): Query<ReportQuery>) -> PageResult {
+    c.require(ROLES)?;
+    let mes = q.mes.unwrap_or_default();
+    let ok = mes.len() == 7 && crate::analytics::report::month_bounds(&mes).is_some();
+    if !ok {
+        return Err(ApiError::invalid("mes", "Elija un mes como 2026-04.").into());
+    }
+    let formato = q
+        .formato
+        .as_deref()
+        .filter(|f| ["csv", "json"].contains(f))
+        .unwrap_or("html");
+    Ok(Redirect::to(&format!("/api/v1/reports/monthly/{mes}?format={formato}")).into_response())
+}

@@ -1,0 +1,362 @@
+//! Console pages for cases: the inbox with counters, filters and sorting, its CSV export, the
+//! case detail (audited) with the history and the actions the user may take.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Form, Router};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::{date_cl, local_time, notice, see_other, Console, PageResult};
+use crate::app::AppState;
+use crate::http::{ApiError, ApiJson};
+use crate::oirs::domain::{transition, EventKind, Status};
+use crate::oirs::service::{self, CaseFilter, EventIn};
+use crate::staff::auth::Role;
+use crate::staff::cases::{self as api, CaseSummary};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/staff/casos", get(inbox))
+        .route("/staff/casos.csv", get(export))
+        .route("/staff/casos/{folio}", get(detail).post(act))
+}
+
+const CASE_ROLES: &[Role] = &[Role::Admin, Role::Coordinator, Role::Department];
+
+#[derive(Deserialize, Default)]
+struct InboxQuery {
+    /// A status, `abiertos` (default) or `todos`.
+    estado: Option<String>,
+    departamento: Option<String>,
+    tipo: Option<String>,
+    /// `alerta` or `vencido`.
+    alerta: Option<String>,
+    /// vence (default), recibido, folio, estado, departamento.
+    orden: Option<String>,
+    ok: Option<String>,
+}
+
+fn blank(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// The cases this user may see under the inbox's filters, sorted as asked. Goes through the
+/// API handler, so department staff stay confined to their department.
+async fn cases_for(
+    state: &AppState,
+    c: &Console,
+    q: &InboxQuery,
+) -> Result<Vec<CaseSummary>, ApiError> {
+    let estado = blank(&q.estado).unwrap_or_else(|| "abiertos".into());
+    let filter = CaseFilter {
+        status: (!["abiertos", "todos"].contains(&estado.as_str())).then_some(estado.clone()),
+        open: Some(estado == "abiertos"),
+        department: blank(&q.departamento),
+        case_type: blank(&q.tipo),
+        alert: blank(&q.alerta),
+        limit: Some(5000),
+        ..CaseFilter::default()
+    };
+    let mut rows = api::list(State(state.clone()), c.user.clone(), Query(filter))
+        .await?
+        .0;
+    match q.orden.as_deref().unwrap_or("vence") {
+        "recibido" => rows.sort_by_key(|r| std::cmp::Reverse(r.received_at)),
+        "folio" => rows.sort_by(|a, b| a.folio.cmp(&b.folio)),
+        "estado" => rows.sort_by_key(|r| r.status.as_str()),
+        "departamento" => rows.sort_by(|a, b| a.department.cmp(&b.department)),
+        _ => {} // already by due date
+    }
+    Ok(rows)
+}
+
+async fn inbox(
+    State(state): State<AppState>,
+    c: Console,
+    Query(q): Query<InboxQuery>,
+) -> PageResult {
+    c.require(CASE_ROLES)?;
+    let rows = cases_for(&state, &c, &q).await?;
+    let scope = match c.user.role {
+        Role::Department => c.user.department.clone(),
+        _ => blank(&q.departamento),
+    };
+    let counts = service::inbox_counts(&state.store, scope.as_deref()).await?;
+    let departments = service::departments(&state.store).await?;
+    let types = service::case_types(&state.store).await?;
+    let tz = state.tz;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            context! {
+                folio => r.folio,
+                tipo => r.case_type,
+                tema => state.chat.engine().catalog.topic_label(&r.topic),
+                departamento => r.department,
+                estado => r.status.label(),
+                recibido => r.received_at.with_timezone(&tz).format("%d-%m-%Y").to_string(),
+                vence => date_cl(r.due_date),
+                dias => r.business_days_left,
+                alerta => r.alert_level,
+                abierto => r.status.is_open(),
+            }
+        })
+        .collect();
+    let statuses: Vec<_> = Status::ALL
+        .iter()
+        .map(|s| context! { id => s.as_str(), label => s.label() })
+        .collect();
+    let query = context! {
+        estado => blank(&q.estado).unwrap_or_else(|| "abiertos".into()),
+        departamento => blank(&q.departamento),
+        tipo => blank(&q.tipo),
+        alerta => blank(&q.alerta),
+        orden => q.orden.clone().unwrap_or_else(|| "vence".into()),
+    };
+    let title = match (&c.user.role, &c.user.department) {
+        (Role::Department, Some(d)) => format!("Casos de {d}"),
+        _ => "Casos de todos los departamentos".into(),
+    };
+    Ok(c.page(
+        &state,
+        "inbox.html",
+        &title,
+        context! {
+            heading => title,
+            cases => list,
+            counts => counts,
+            departments => departments,
+            types => types,
+            statuses => statuses,
+            q => query,
+            notice => notice(q.ok.as_deref()),
+            see_all_departments => c.user.role != Role::Department,
+        },
+    ))
+}
+
+/// The list as CSV (no personal data, as the list itself).
+async fn export(
+    State(state): State<AppState>,
+    c: Console,
+    Query(q): Query<InboxQuery>,
+) -> PageResult {
+    c.require(CASE_ROLES)?;
+    let rows = cases_for(&state, &c, &q).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        w.write_record([
+            "folio",
+            "tipo",
+            "tema",
+            "departamento",
+            "estado",
+            "canal",
+            "recibido",
+            "vence",
+            "dias_habiles_restantes",
+            "alerta",
+        ])?;
+        for r in &rows {
+            w.write_record([
+                r.folio.as_str(),
+                &r.case_type,
+                &r.topic,
+                &r.department,
+                r.status.as_str(),
+                &r.channel,
+                &local_time(&state, r.received_at),
+                &r.due_date.to_string(),
+                &r.business_days_left.to_string(),
+                &r.alert_level,
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    };
+    write(&mut w).map_err(ApiError::internal)?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::internal(e.into_error()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"casos-{}.csv\"", state.today()),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn event_label(kind: &str) -> String {
+    match kind {
+        "recibir" | "recibido" => "Recibido".into(),
+        other => EventKind::ALL
+            .iter()
+            .find(|k| k.as_str() == other)
+            .map(|k| k.label().to_string())
+            .unwrap_or_else(|| other.replace('_', " ")),
+    }
+}
+
+#[derive(Deserialize)]
+struct DetailQuery {
+    ok: Option<String>,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    c: Console,
+    Path(folio): Path<String>,
+    Query(q): Query<DetailQuery>,
+) -> PageResult {
+    show(&state, &c, &folio, notice(q.ok.as_deref()), None).await
+}
+
+/// Renders the case page (the read is audited by the API handler), optionally with an error
+/// from an action beside the actions.
+async fn show(
+    state: &AppState,
+    c: &Console,
+    folio: &str,
+    notice: Option<&str>,
+    failed: Option<(ApiError, HashMap<String, String>)>,
+) -> PageResult {
+    c.require(CASE_ROLES)?;
+    let d = api::detail(
+        State(state.clone()),
+        c.user.clone(),
+        Path(folio.to_string()),
+    )
+    .await?
+    .0;
+    let case = &d.case;
+    let may_route = matches!(c.user.role, Role::Admin | Role::Coordinator);
+    let transparency = service::case_types(&state.store)
+        .await?
+        .into_iter()
+        .any(|t| t.id == case.case_type && t.extension_days > 0);
+    let actions: Vec<_> = EventKind::ALL
+        .into_iter()
+        .filter(|k| transition(case.status, *k).is_some())
+        .filter(|k| *k != EventKind::Derivar || may_route)
+        .filter(|k| *k != EventKind::Prorrogar || (transparency && !case.extended))
+        .map(|k| {
+            context! {
+                kind => k.as_str(),
+                label => k.label(),
+                needs_text => matches!(k, EventKind::Derivar | EventKind::Comentar | EventKind::PedirInformacion | EventKind::Responder),
+            }
+        })
+        .collect();
+    let events: Vec<_> = d
+        .events
+        .iter()
+        .map(|e| {
+            context! {
+                at => local_time(state, e.at),
+                label => event_label(&e.kind),
+                actor => e.actor,
+                to => e.to_status.as_deref().and_then(|s| s.parse::<Status>().ok()).map(|s| s.label()),
+                department => e.department,
+                note => e.note,
+                public => e.public,
+            }
+        })
+        .collect();
+    let departments: Vec<_> = service::departments(&state.store)
+        .await?
+        .into_iter()
+        .filter(|x| x.active && x.id != case.department)
+        .collect();
+    let (status, error, values) = match failed {
+        Some((e, v)) => (e.status, Some(e.message), v),
+        None => (axum::http::StatusCode::OK, None, HashMap::new()),
+    };
+    let mut resp = c.page(
+        state,
+        "case.html",
+        &case.folio,
+        context! {
+            case => case,
+            topic_label => state.chat.engine().catalog.topic_label(&case.topic),
+            status_label => case.status.label(),
+            received => local_time(state, case.received_at),
+            due => date_cl(case.due_date),
+            days_left => d.business_days_left,
+            paused => case.paused_since.map(date_cl),
+            events => events,
+            actions => actions,
+            departments => departments,
+            notice => notice,
+            error => error,
+            values => values,
+        },
+    );
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+/// Applies one action from the case page through the API handler.
+async fn act(
+    State(state): State<AppState>,
+    c: Console,
+    Path(folio): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    c.verify(&form)?;
+    c.require(CASE_ROLES)?;
+    let kind = form.get("accion").map(String::as_str).unwrap_or("");
+    let Some(kind) = EventKind::ALL.into_iter().find(|k| k.as_str() == kind) else {
+        return Err(ApiError::invalid("accion", "acción desconocida").into());
+    };
+    let ev = EventIn {
+        kind,
+        department: form.get("departamento").cloned().filter(|d| !d.is_empty()),
+        text: form.get("texto").cloned().filter(|t| !t.trim().is_empty()),
+    };
+    match api::add_event(
+        State(state.clone()),
+        c.user.clone(),
+        Path(folio.clone()),
+        ApiJson(ev),
+    )
+    .await
+    {
+        Ok(updated) => {
+            // Department staff lose sight of a case derived away from them.
+            if c.user.role == Role::Department
+                && Some(&updated.0.department) != c.user.department.as_ref()
+            {
+                return Ok(see_other("/staff/casos", kind.as_str()));
+            }
+            Ok(see_other(&format!("/staff/casos/{folio}"), kind.as_str()))
+        }
+        Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::FORBIDDEN => {
+            let message = match e.field.as_deref() {
+                Some("text") => "Escriba el texto de la acción.".to_string(),
+                Some("department") => "Elija el departamento de destino.".to_string(),
+                _ if e.status == axum::http::StatusCode::CONFLICT => {
+                    "Esa acción no corresponde al estado actual del caso.".to_string()
+                }
+                _ => e.message.clone(),
+            };
+            let mut e = e;
+            e.message = message;
+            show(&state, &c, &folio, None, Some((e, form))).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

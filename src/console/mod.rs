@@ -1,0 +1,412 @@
+//! The staff console at /staff: server-rendered pages (no JavaScript) over the same handlers
+//! as the staff, analytics and admin APIs, so a page can never show or do more than the API
+//! allows its user. Cookie sessions only; every form carries the session's anti-CSRF token.
+
+mod admin;
+mod analytics;
+mod cases;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use minijinja::{context, Environment, Value};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::http::{ApiError, PublicLimit};
+use crate::staff::auth::{self, Role, StaffUser};
+use crate::staff::routes::{authenticate, session_cookie};
+use crate::store::StoreError;
+
+const STAFF_CSS: &str = include_str!("../../static/staff.css");
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/staff/base.html")),
+    (
+        "login.html",
+        include_str!("../../templates/staff/login.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../templates/staff/error.html"),
+    ),
+    (
+        "inbox.html",
+        include_str!("../../templates/staff/inbox.html"),
+    ),
+    ("case.html", include_str!("../../templates/staff/case.html")),
+    (
+        "analytics.html",
+        include_str!("../../templates/staff/analytics.html"),
+    ),
+    (
+        "users.html",
+        include_str!("../../templates/staff/users.html"),
+    ),
+    (
+        "params.html",
+        include_str!("../../templates/staff/params.html"),
+    ),
+    (
+        "catalog.html",
+        include_str!("../../templates/staff/catalog.html"),
+    ),
+    (
+        "outbox.html",
+        include_str!("../../templates/staff/outbox.html"),
+    ),
+    (
+        "audit.html",
+        include_str!("../../templates/staff/audit.html"),
+    ),
+];
+
+fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
+    static ENV: OnceLock<Result<Environment<'static>, minijinja::Error>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            env.add_template(name, src)?;
+        }
+        Ok(env)
+    })
+}
+
+fn render_template(name: &str, ctx: Value) -> Result<String, ApiError> {
+    let env = templates().as_ref().map_err(ApiError::internal)?;
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(ApiError::internal)
+}
+
+pub fn router(limit: PublicLimit) -> Router<AppState> {
+    let login = limit(Router::new().route("/staff/ingreso", get(login_page).post(login_submit)));
+    Router::new()
+        .route("/staff", get(home))
+        .route("/staff/salir", post(logout))
+        .route("/static/staff.css", get(css))
+        .merge(login)
+        .merge(cases::router())
+        .merge(analytics::router())
+        .merge(admin::router())
+}
+
+async fn css(h: HeaderMap) -> Response {
+    crate::web::asset(&h, "text/css", STAFF_CSS)
+}
+
+/// A signed-in staff member on a console page, with the session's anti-CSRF token.
+pub struct Console {
+    pub user: StaffUser,
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/staff".into());
+        let to_login = |reason: &str| {
+            let mut url = format!("/staff/ingreso?next={}", urlencode(&next));
+            if !reason.is_empty() {
+                url.push_str("&motivo=");
+                url.push_str(reason);
+            }
+            (
+                [(header::SET_COOKIE, session_cookie(None))],
+                Redirect::to(&url),
+            )
+                .into_response()
+        };
+        let Some(token) = auth::session_cookie(&parts.headers) else {
+            return Err(to_login(""));
+        };
+        match auth::user_for_token(&state.store, &token).await {
+            Ok(Some(user)) => Ok(Console {
+                user,
+                csrf: auth::csrf_token(&token),
+            }),
+            Ok(None) => Err(to_login("expirada")),
+            Err(e) => Err(PageError::from(e).into_response()),
+        }
+    }
+}
+
+impl Console {
+    /// Checks the anti-CSRF token a form sent back.
+    pub fn verify(&self, form: &HashMap<String, String>) -> Result<(), PageError> {
+        let sent = form.get("_csrf").map(String::as_str).unwrap_or("");
+        if auth::same_token(sent, &self.csrf) {
+            Ok(())
+        } else {
+            Err(PageError(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "El formulario venció o no proviene de la consola. Vuelva a la página e inténtelo de nuevo.",
+            )))
+        }
+    }
+
+    pub fn require(&self, roles: &[Role]) -> Result<(), PageError> {
+        self.user.require(roles).map_err(PageError)
+    }
+
+    /// Renders a console page with the navigation this user may see.
+    pub fn page(&self, state: &AppState, name: &str, title: &str, ctx: Value) -> Response {
+        let role = self.user.role;
+        let base = context! {
+            title => title,
+            municipality => state.chat.engine().catalog.profile.get("municipio"),
+            me => context! {
+                username => self.user.username,
+                role => role.as_str(),
+                role_label => role_label(role),
+                department => self.user.department,
+            },
+            csrf => self.csrf,
+            can_cases => role != Role::Analyst,
+            can_analytics => matches!(role, Role::Analyst | Role::Admin),
+            can_outbox => matches!(role, Role::Admin | Role::Coordinator),
+            is_admin => role == Role::Admin,
+        };
+        match render_template(name, context! { ..ctx, ..base }) {
+            Ok(html) => html_response(StatusCode::OK, html),
+            Err(e) => PageError(e).into_response(),
+        }
+    }
+}
+
+pub fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "Administración",
+        Role::Coordinator => "Coordinación OIRS",
+        Role::Department => "Departamento",
+        Role::Analyst => "Análisis",
+    }
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    let mut resp = (status, axum::response::Html(html)).into_response();
+    // Pages with personal data must not linger in shared caches or the back button.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// An error shown as a console page with its HTTP status (403, 404, 409, 422…).
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = e.status;
+        let message = match status {
+            StatusCode::FORBIDDEN if e.code != "csrf" => {
+                "Su perfil no tiene acceso a esta página o a este caso.".to_string()
+            }
+            StatusCode::NOT_FOUND => "No encontramos lo que busca.".to_string(),
+            s if s.is_server_error() => {
+                // The detail stays in the server log (ApiError::internal logs it).
+                "Ocurrió un error en el servidor. Inténtelo nuevamente en unos minutos.".to_string()
+            }
+            _ => e.message.clone(),
+        };
+        match render_template(
+            "error.html",
+            context! { status => status.as_u16(), message => message },
+        ) {
+            Ok(html) => html_response(status, html),
+            Err(_) => (status, message).into_response(),
+        }
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+/// A 303 to a console page with a short notice code (see `notice`).
+pub fn see_other(path: &str, notice: &str) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{sep}ok={notice}")).into_response()
+}
+
+/// The Spanish text of a notice code put in the URL after an action.
+pub fn notice(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "derivar" => "Caso derivado.",
+        "iniciar" => "Atención iniciada.",
+        "comentar" => "Comentario agregado.",
+        "pedir_informacion" => "Se pidió información al vecino: el plazo queda en pausa.",
+        "reanudar" => "Caso reanudado: el plazo vuelve a correr.",
+        "prorrogar" => "Plazo prorrogado.",
+        "responder" => "Respuesta registrada y enviada al vecino.",
+        "cerrar" => "Caso cerrado.",
+        "usuario" => "Usuario guardado.",
+        "parametro" => "Cambio guardado.",
+        "catalogo" => "Catálogo recargado.",
+        "reintento" => "Mensaje puesto de nuevo en la cola.",
+        _ => return None,
+    })
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Where to go after login: only console paths of this site.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/staff") && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/staff",
+    }
+}
+
+async fn home(c: Console) -> Response {
+    let to = if c.user.role == Role::Analyst {
+        "/staff/analitica"
+    } else {
+        "/staff/casos"
+    };
+    Redirect::to(to).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    motivo: Option<String>,
+}
+
+fn login_view(state: &AppState, next: &str, message: Option<&str>, username: &str) -> Response {
+    let ctx = context! {
+        municipality => state.chat.engine().catalog.profile.get("municipio"),
+        next => next,
+        message => message,
+        username => username,
+    };
+    match render_template("login.html", ctx) {
+        Ok(html) => html_response(StatusCode::OK, html),
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let message = match q.motivo.as_deref() {
+        Some("expirada") => Some("Su sesión expiró. Ingrese nuevamente."),
+        Some("salida") => Some("Cerró su sesión."),
+        _ => None,
+    };
+    login_view(&state, safe_next(q.next.as_deref()), message, "")
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let username = form.get("usuario").cloned().unwrap_or_default();
+    let password = form.get("clave").cloned().unwrap_or_default();
+    let next = safe_next(form.get("next").map(String::as_str)).to_string();
+    match authenticate(&state, &username, password).await {
+        Ok((_, token)) => (
+            [(header::SET_COOKIE, session_cookie(Some(&token)))],
+            Redirect::to(&next),
+        )
+            .into_response(),
+        Err(e) => {
+            let message = if e.status == StatusCode::TOO_MANY_REQUESTS {
+                "Demasiados intentos fallidos con este usuario. Espere 15 minutos."
+            } else if e.status == StatusCode::UNAUTHORIZED {
+                "Usuario o contraseña incorrectos."
+            } else {
+                return PageError(e).into_response();
+            };
+            let mut resp = login_view(&state, &next, Some(message), &username);
+            *resp.status_mut() = e.status;
+            resp
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    c: Console,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    c.verify(&form)?;
+    if let Some(token) = auth::session_cookie(&headers) {
+        auth::end_session(&state.store, &token).await?;
+    }
+    Ok((
+        [(header::SET_COOKIE, session_cookie(None))],
+        Redirect::to("/staff/ingreso?motivo=salida"),
+    )
+        .into_response())
+}
+
+/// Formats a UTC instant in the municipality's time zone, as staff read it.
+pub fn local_time(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&state.tz)
+        .format("%d-%m-%Y %H:%M")
+        .to_string()
+}
+
+pub fn local_millis(state: &AppState, ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| local_time(state, t))
+        .unwrap_or_default()
+}
+
+pub fn date_cl(d: chrono::NaiveDate) -> String {
+    d.format("%d-%m-%Y").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        assert!(templates().is_ok(), "{:?}", templates().as_ref().err());
+    }
+
+    #[test]
+    fn next_only_goes_to_console_pages() {
+        assert_eq!(
+            safe_next(Some("/staff/casos?estado=derivado")),
+            "/staff/casos?estado=derivado"
+        );
+        assert_eq!(safe_next(Some("https://evil.example")), "/staff");
+        assert_eq!(safe_next(Some("//evil.example/staff")), "/staff");
+        assert_eq!(safe_next(None), "/staff");
+    }
+}
