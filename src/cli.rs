@@ -26,7 +26,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (the default).
-    Serve,
+    Serve {
+        /// On a database without staff users, add demo users (password "demo-ventanilla"),
+        /// a few cases and six weeks of chat interactions. For trying the product only.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage staff users.
@@ -127,7 +132,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    match rt.block_on(run(
+        cli.command.unwrap_or(Command::Serve { demo: false }),
+        config,
+    )) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -151,10 +159,17 @@ fn init_tracing(format: LogFormat) {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve => {
+        Command::Serve { demo } => {
             let listener = tokio::net::TcpListener::bind(&config.listen).await?;
             tracing::info!(database = %config.database_url_redacted(), "starting");
             let state = AppState::build(config).await?;
+            if demo && crate::demo::seed(&state).await? {
+                tracing::warn!(
+                    users = ?crate::demo::DEMO_USERS.iter().map(|u| u.0).collect::<Vec<_>>(),
+                    password = crate::demo::DEMO_PASSWORD,
+                    "demo data loaded: staff users with a known password; never use --demo in production"
+                );
+            }
             spawn_reload_on_sighup(state.clone());
             let background = state.start_background()?;
             crate::http::serve(state, listener).await?;

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod demo;
 pub mod http;
 pub mod oirs;
 pub mod outbox;

@@ -455,3 +455,74 @@ async fn inbox_counts_follow_status_and_alert_level(backend: Backend) {
     );
 }
 on_both_backends!(inbox_counts_follow_status_and_alert_level);
+
+async fn demo_data_seeds_once_and_logs_in(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    assert!(ventanilla::demo::seed(&app.state).await.expect("seed"));
+    assert!(
+        !ventanilla::demo::seed(&app.state).await.expect("seed"),
+        "a database with users is left alone"
+    );
+    for (user, _, _) in ventanilla::demo::DEMO_USERS {
+        assert_eq!(
+            login(&app, user, ventanilla::demo::DEMO_PASSWORD)
+                .await
+                .status(),
+            200,
+            "{user}"
+        );
+    }
+    let coord = login(&app, "coordinacion", ventanilla::demo::DEMO_PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let cases: Value = app
+        .client
+        .get(app.url("/api/v1/staff/cases"))
+        .bearer_auth(&coord)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let cases = cases.as_array().expect("array");
+    assert_eq!(cases.len(), 7);
+    for status in [
+        "derivado",
+        "en_proceso",
+        "pendiente_informacion",
+        "respondido",
+    ] {
+        assert!(
+            cases.iter().any(|c| c["status"] == status),
+            "a demo case is {status}"
+        );
+    }
+    let analyst = login(&app, "analista", ventanilla::demo::DEMO_PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let agg: Value = app
+        .client
+        .get(app.url("/api/v1/analytics/interactions?group_by=weekday"))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(agg["total"].as_i64().expect("total") > 1000, "{agg}");
+}
+on_both_backends!(demo_data_seeds_once_and_logs_in);

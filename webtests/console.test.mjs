@@ -54,7 +54,7 @@ async function session(username, opts = {}) {
 
 test("a department user sees only their department's cases, answers one, and the resident sees the answer", async () => {
   const { context, page } = await session("dom1");
-  assert.match(await page.locator("h1").innerText(), /Casos de dom/);
+  assert.match(await page.locator("h1").innerText(), /Casos de Dirección de Obras Municipales \(DOM\)/);
   const list = page.getByRole("region", { name: "Lista de casos" });
   await list.getByRole("link", { name: cases.dom.folio }).waitFor();
   assert.equal(await list.getByRole("link", { name: cases.dideco.folio }).count(), 0);
@@ -104,7 +104,7 @@ test("the coordinator re-routes a case and the new department sees it", async ()
   await page.getByLabel("Motivo (interno)").fill("Es un permiso de la DOM, no una beca.");
   await page.getByRole("button", { name: "Derivar a otro departamento" }).click();
   await page.getByRole("status").filter({ hasText: "Caso derivado" }).waitFor();
-  assert.match(await page.locator("dl.facts").first().innerText(), /Departamento\s+dom/);
+  assert.match(await page.locator("dl.facts").first().innerText(), /Departamento\s+Dirección de Obras Municipales/);
   assert.match(await page.locator("ol.timeline").innerText(), /Es un permiso de la DOM/);
   await context.close();
 
@@ -174,7 +174,7 @@ test("an administrator manages users, parameters, the catalog, the outbox and re
   await page.getByRole("status").filter({ hasText: "Usuario guardado" }).waitFor();
   await page.getByRole("rowheader", { name: /secpla1/ }).waitFor();
   const secpla = await session("secpla1");
-  assert.match(await secpla.page.locator("h1").innerText(), /Casos de secpla/);
+  assert.match(await secpla.page.locator("h1").innerText(), /Casos de .*SECPLA/);
   await secpla.context.close();
 
   await page.goto(server.base + "/staff/admin/parametros");

@@ -91,6 +91,13 @@ async fn inbox(
     };
     let counts = service::inbox_counts(&state.store, scope.as_deref()).await?;
     let departments = service::departments(&state.store).await?;
+    let dept_name = |id: &str| {
+        departments
+            .iter()
+            .find(|d| d.id == id)
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
     let types = service::case_types(&state.store).await?;
     let tz = state.tz;
     let list: Vec<_> = rows
@@ -100,7 +107,7 @@ async fn inbox(
                 folio => r.folio,
                 tipo => r.case_type,
                 tema => state.chat.engine().catalog.topic_label(&r.topic),
-                departamento => r.department,
+                departamento => dept_name(&r.department),
                 estado => r.status.label(),
                 recibido => r.received_at.with_timezone(&tz).format("%d-%m-%Y").to_string(),
                 vence => date_cl(r.due_date),
@@ -122,7 +129,7 @@ async fn inbox(
         orden => q.orden.clone().unwrap_or_else(|| "vence".into()),
     };
     let title = match (&c.user.role, &c.user.department) {
-        (Role::Department, Some(d)) => format!("Casos de {d}"),
+        (Role::Department, Some(d)) => format!("Casos de {}", dept_name(d)),
         _ => "Casos de todos los departamentos".into(),
     };
     Ok(c.page(
@@ -276,8 +283,13 @@ async fn show(
             }
         })
         .collect();
-    let departments: Vec<_> = service::departments(&state.store)
-        .await?
+    let all_departments = service::departments(&state.store).await?;
+    let department_name = all_departments
+        .iter()
+        .find(|x| x.id == case.department)
+        .map(|x| x.name.clone())
+        .unwrap_or_else(|| case.department.clone());
+    let departments: Vec<_> = all_departments
         .into_iter()
         .filter(|x| x.active && x.id != case.department)
         .collect();
@@ -292,6 +304,7 @@ async fn show(
         context! {
             case => case,
             topic_label => state.chat.engine().catalog.topic_label(&case.topic),
+            department_name => department_name,
             status_label => case.status.label(),
             received => local_time(state, case.received_at),
             due => date_cl(case.due_date),
