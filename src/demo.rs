@@ -70,9 +70,17 @@ pub async fn seed(state: &AppState) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// A demo case: days ago, type, topic, description, then the staff events applied to it.
+type DemoCase = (
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(EventKind, &'static str)],
+);
+
 async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
-    // (days ago, type, topic, description, then events)
-    let cases: &[(i64, &str, &str, &str, &[(EventKind, &str)])] = &[
+    let cases: &[DemoCase] = &[
         (
             1,
             "reclamo",
