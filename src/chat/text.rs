@@ -26,49 +26,43 @@ pub const STOP_WORDS: &[&str] = &[
 
 /// Words that only greet or say goodbye. They are stop words for topic matching but decide
 /// the intent when a message holds nothing else.
-pub const GREETINGS: &[&str] = &[
-    "hola", "ola", "holi", "buenas", "buenos", "dias", "tardes", "noches", "saludos", "alo",
-    "wena", "wenas", "hay", "alguien", "hello", "hi",
-];
-pub const FAREWELLS: &[&str] = &[
-    "gracias",
-    "muchas",
-    "chao",
-    "chau",
-    "adios",
-    "hasta",
-    "luego",
-    "pronto",
-    "listo",
-    "ya",
-    "po",
-    "eso",
-    "era",
-    "todo",
-    "bye",
-    "nos",
-    "vemos",
-    "que",
-    "tenga",
-    "tengas",
-    "buen",
-    "dia",
-    "ayuda",
-    "por",
-    "la",
-    "el",
-    "amable",
-    "mil",
-    "vale",
-    "ok",
-    "oka",
-    "bkn",
-    "bacan",
-    "genial",
-    "perfecto",
-    "excelente",
-    "super",
-];
+/// Small talk: a message made only of these words, with at least one word of the first list,
+/// is a greeting (or a farewell). The second list holds words that only count beside one of the
+/// first ("buenos *días*", "gracias por la *ayuda*"): "ayuda" alone is a request, not thanks.
+pub const GREETINGS: (&[&str], &[&str]) = (
+    &[
+        "hola", "ola", "holi", "buenas", "buenos", "saludos", "alo", "wena", "wenas", "alguien",
+        "hello", "hi",
+    ],
+    &["dias", "tardes", "noches", "hay"],
+);
+pub const FAREWELLS: (&[&str], &[&str]) = (
+    &[
+        "gracias",
+        "chao",
+        "chau",
+        "adios",
+        "hasta",
+        "luego",
+        "listo",
+        "bye",
+        "vemos",
+        "amable",
+        "vale",
+        "ok",
+        "oka",
+        "bkn",
+        "bacan",
+        "genial",
+        "perfecto",
+        "excelente",
+        "super",
+    ],
+    &[
+        "muchas", "pronto", "ya", "po", "eso", "era", "todo", "nos", "que", "tenga", "tengas",
+        "buen", "dia", "ayuda", "por", "la", "el", "mil",
+    ],
+);
 
 pub const ANALYZER: &str = "es";
 
@@ -203,19 +197,23 @@ pub fn find_folio(text: &str) -> Option<String> {
 
 /// Whether every word of the message belongs to `set` (and there is at least one).
 /// A doubled last letter ("holaa", "chaoo") is read as the plain word.
-pub fn only_words_from(words: &[String], set: &[&str]) -> bool {
-    !words.is_empty()
-        && words.iter().all(|w| {
-            if set.contains(&w.as_str()) {
-                return true;
-            }
-            let chars: Vec<char> = w.chars().collect();
-            let n = chars.len();
-            n >= 3 && chars[n - 1] == chars[n - 2] && {
-                let shorter: String = chars[..n - 1].iter().collect();
-                set.contains(&shorter.as_str())
-            }
-        })
+pub fn only_words_from(words: &[String], (core, fillers): (&[&str], &[&str])) -> bool {
+    // A word matches a list also with its last letter stretched ("holaa", "graciass").
+    let in_list = |w: &str, list: &[&str]| {
+        if list.contains(&w) {
+            return true;
+        }
+        let chars: Vec<char> = w.chars().collect();
+        let n = chars.len();
+        n >= 3 && chars[n - 1] == chars[n - 2] && {
+            let shorter: String = chars[..n - 1].iter().collect();
+            list.contains(&shorter.as_str())
+        }
+    };
+    words.iter().any(|w| in_list(w, core))
+        && words
+            .iter()
+            .all(|w| in_list(w, core) || in_list(w, fillers))
 }
 
 /// Optimal-string-alignment distance (adjacent transpositions count as one edit, so
@@ -283,6 +281,16 @@ mod tests {
         assert!(only_words_from(&w("hola buenas"), GREETINGS));
         assert!(!only_words_from(&w("hola necesito ayuda"), GREETINGS));
         assert!(!only_words_from(&[], GREETINGS));
+        assert!(only_words_from(&w("buenos dias"), GREETINGS));
+        assert!(only_words_from(
+            &w("muchas gracias por la ayuda"),
+            FAREWELLS
+        ));
+        assert!(only_words_from(&w("graciass"), FAREWELLS));
+        // Filler words alone are not small talk: "ayuda" is a request for help.
+        assert!(!only_words_from(&w("ayuda"), FAREWELLS));
+        assert!(!only_words_from(&w("por favor ayuda"), FAREWELLS));
+        assert!(!only_words_from(&w("tardes"), GREETINGS));
     }
 
     #[test]
