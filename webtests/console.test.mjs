@@ -205,13 +205,46 @@ test("an administrator manages users, parameters, the catalog, the outbox and re
   await context.close();
 });
 
+test("staff register a case received on paper and the resident tracks it with the receipt", async () => {
+  const { context, page } = await session("coord");
+  await page.getByRole("link", { name: "Registrar un caso recibido por otro canal" }).click();
+  await page.getByLabel("Canal de recepción").selectOption("oficina_partes");
+  const day = new Date(Date.now() - 3 * 86400000).toISOString().slice(0, 10); // YYYY-MM-DD
+  await page.getByLabel("Recibido el (hora de Chile)").fill(`${day}T10:30`);
+  await page.getByLabel("Tipo de caso").selectOption("reclamo");
+  await page.getByLabel("Tema").selectOption("calles_veredas");
+  await page.getByLabel("Descripción").fill("Carta recibida: reclamo por vereda rota en calle Latorre 300.");
+  await page.getByLabel(/autorizó usar sus datos/).check();
+  await page.getByRole("button", { name: "Registrar caso" }).click();
+  // The missing name comes back beside its field, with what was typed kept.
+  const name = page.getByLabel("Nombre del vecino o vecina");
+  assert.equal(await name.getAttribute("aria-invalid"), "true");
+  assert.match(await page.locator("#nombre-error").innerText(), /nombre/);
+  assert.equal(await page.getByLabel("Descripción").inputValue(), "Carta recibida: reclamo por vereda rota en calle Latorre 300.");
+  await name.fill("José Carrasco");
+  await page.getByRole("button", { name: "Registrar caso" }).click();
+  const receipt = page.getByRole("status");
+  const text = await receipt.innerText();
+  const folio = text.match(/OIRS-\d{4}-\d{6}/)[0];
+  const code = text.match(/Código de seguimiento:\s*(\S+)/)[1];
+  await page.getByRole("link", { name: "Ver el caso" }).click();
+  assert.match(await page.locator("dl.facts").first().innerText(), /oficina_partes/);
+  assert.ok((await page.locator("dl.facts").first().innerText()).includes(`${day.split("-").reverse().join("-")} 10:30`));
+  await context.close();
+
+  const resident = await session(null);
+  await resident.page.goto(server.base + `/seguimiento?folio=${folio}&code=${code}`);
+  assert.match(await resident.page.locator("main h2").innerText(), new RegExp(folio));
+  await resident.context.close();
+});
+
 test("axe-core finds no serious or critical violations in the console", async () => {
   const anon = await session(null, { bypassCSP: true });
   await anon.page.goto(server.base + "/staff/ingreso");
   assert.deepEqual(await axe(anon.page), [], "login");
   await anon.context.close();
   for (const [user, paths] of [
-    ["coord", ["/staff/casos", `/staff/casos/${cases.dom.folio}`, `/staff/casos/${cases.dideco.folio}`, "/staff/admin/envios"]],
+    ["coord", ["/staff/casos", `/staff/casos/${cases.dom.folio}`, `/staff/casos/${cases.dideco.folio}`, "/staff/casos/nuevo", "/staff/admin/envios"]],
     ["admin", ["/staff/analitica", "/staff/admin/usuarios", "/staff/admin/parametros", "/staff/admin/catalogo", "/staff/admin/auditoria"]],
   ]) {
     const { context, page } = await session(user, { bypassCSP: true });

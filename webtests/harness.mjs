@@ -110,10 +110,10 @@ export async function focused(page) {
   });
 }
 
-/** Presses Tab until `pred(focused)` holds; fails after `max` presses. */
-export async function tabTo(page, pred, max = 60) {
+/** Presses Tab (or `key`, e.g. Shift+Tab) until `pred(focused)` holds; fails after `max` presses. */
+export async function tabTo(page, pred, max = 60, key = "Tab") {
   for (let i = 0; i < max; i++) {
-    await page.keyboard.press("Tab");
+    await page.keyboard.press(key);
     const f = await focused(page);
     if (f && pred(f)) return f;
   }

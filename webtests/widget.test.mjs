@@ -167,6 +167,30 @@ test("keyboard only: open, ask, choose an option, close, focus returns", async (
   await page.keyboard.press("Escape");
   assert.equal(await panel(page).isHidden(), true);
   assert.match((await focused(page)).text, /Chatea con el municipio/);
+
+  // To the end: file a case from the keyboard alone.
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("quiero poner un reclamo");
+  await page.keyboard.press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: "reclamo" }).waitFor();
+  await tabTo(page, (x) => x.text === "Ingresar un reclamo", 20, "Shift+Tab");
+  await page.keyboard.press("Enter");
+  await page.locator("#vt-panel form.inline").waitFor();
+  assert.match((await focused(page)).id, /^vt-type/, "the form takes focus at its first field");
+  await tabTo(page, (x) => x.id.startsWith("vt-description"));
+  await page.keyboard.type("El contenedor de basura de la plaza lleva una semana sin vaciarse.");
+  await tabTo(page, (x) => x.id.startsWith("vt-name"));
+  await page.keyboard.type("Teclado Pérez");
+  await tabTo(page, (x) => x.id.startsWith("vt-email"));
+  await page.keyboard.type("teclado@example.cl");
+  await tabTo(page, (x) => x.id.startsWith("vt-consent"));
+  await page.keyboard.press("Space");
+  await tabTo(page, (x) => x.text === "Enviar caso");
+  await page.keyboard.press("Enter");
+  await page.locator("#vt-panel .msg.filed").waitFor();
+  assert.equal((await focused(page)).cls, "msg bot filed", "the receipt takes focus");
+  await page.keyboard.press("Tab");
+  assert.equal((await focused(page)).text, "Copiar folio");
   await context.close();
 });
 
@@ -207,6 +231,15 @@ test("a 360 px phone and 200% zoom: the chat fits, screenshots kept", async () =
     await screenshot(page, `chat-${name}`);
     await context.close();
   }
+});
+
+test("the host page's styles do not reach the widget (shadow DOM)", async () => {
+  const { context, page } = await openPage({ bypassCSP: true });
+  await page.addStyleTag({ content: "button, p, div { background: rgb(255, 0, 0) !important; color: rgb(0, 255, 0) !important; font-size: 40px !important; }" });
+  const launcher = page.getByRole("button", { name: /Chatea con el municipio/ });
+  const style = await launcher.evaluate((b) => { const s = getComputedStyle(b); return [s.backgroundColor, s.fontSize]; });
+  assert.deepEqual(style, ["rgb(11, 61, 110)", "16px"]);
+  await context.close();
 });
 
 test("prefers-reduced-motion stops the typing animation", async () => {

@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Form, Router};
+use chrono::TimeZone;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/staff/casos", get(inbox))
         .route("/staff/casos.csv", get(export))
+        .route("/staff/casos/nuevo", get(new_page).post(register))
         .route("/staff/casos/{folio}", get(detail).post(act))
 }
 
@@ -369,6 +371,154 @@ async fn act(
             let mut e = e;
             e.message = message;
             show(&state, &c, &folio, None, Some((e, form))).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+const CHANNELS: &[(&str, &str)] = &[
+    ("presencial", "Presencial (mesón)"),
+    ("oficina_partes", "Oficina de Partes (carta o documento)"),
+    ("email", "Correo electrónico"),
+    ("telefono", "Teléfono"),
+];
+
+/// The registration form's fields (Spanish) for the API's field names.
+fn form_field(api_field: &str) -> &str {
+    match api_field {
+        "type" => "tipo",
+        "topic" => "tema",
+        "description" => "descripcion",
+        "name" => "nombre",
+        "email" => "correo",
+        "phone" => "telefono",
+        "address" => "direccion",
+        "consent" => "consentimiento",
+        "received_at" => "recibido",
+        "channel" => "canal",
+        other => other,
+    }
+}
+
+async fn new_view(
+    state: &AppState,
+    c: &Console,
+    values: HashMap<String, String>,
+    error: Option<&ApiError>,
+) -> PageResult {
+    c.require(CASE_ROLES)?;
+    let engine = state.chat.engine();
+    let mut topics: Vec<_> = engine
+        .catalog
+        .topics
+        .iter()
+        .filter(|t| t.department.is_some())
+        .map(|t| (engine.catalog.topic_label(&t.id), t.id.clone()))
+        .collect();
+    topics.sort();
+    let topics: Vec<_> = topics
+        .into_iter()
+        .map(|(label, id)| context! { id => id, label => label })
+        .collect();
+    let types: Vec<_> = service::case_types(&state.store)
+        .await?
+        .into_iter()
+        .filter(|t| t.active)
+        .collect();
+    let channels: Vec<_> = CHANNELS
+        .iter()
+        .map(|(id, label)| context! { id => id, label => label })
+        .collect();
+    let mut values = values;
+    values
+        .entry("recibido".into())
+        .or_insert_with(|| chrono::Utc::now().with_timezone(&state.tz).format("%Y-%m-%dT%H:%M").to_string());
+    values
+        .entry("clave_idempotencia".into())
+        .or_insert_with(|| uuid::Uuid::new_v4().to_string());
+    let errors: HashMap<&str, String> = error
+        .map(|e| {
+            let field = e.field.as_deref().map(form_field).unwrap_or("descripcion");
+            HashMap::from([(field, e.message.clone())])
+        })
+        .unwrap_or_default();
+    let mut resp = c.page(
+        state,
+        "new.html",
+        "Registrar un caso",
+        context! { types => types, topics => topics, channels => channels, values => values, errors => errors },
+    );
+    if let Some(e) = error {
+        *resp.status_mut() = e.status;
+    }
+    Ok(resp)
+}
+
+async fn new_page(State(state): State<AppState>, c: Console) -> PageResult {
+    new_view(&state, &c, HashMap::new(), None).await
+}
+
+/// Registers a case received by another channel through the API handler; shows the folio and
+/// tracking code to hand to the resident (the code is never shown again).
+async fn register(
+    State(state): State<AppState>,
+    c: Console,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    c.verify(&form)?;
+    c.require(CASE_ROLES)?;
+    let v = |k: &str| form.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+    let opt = |k: &str| Some(v(k)).filter(|s| !s.is_empty());
+    let built = (|| -> Result<api::StaffCaseIn, ApiError> {
+        let channel = serde_json::from_value(serde_json::Value::String(v("canal")))
+            .map_err(|_| ApiError::invalid("channel", "elija el canal de recepción"))?;
+        let local = chrono::NaiveDateTime::parse_from_str(&v("recibido"), "%Y-%m-%dT%H:%M")
+            .map_err(|_| ApiError::invalid("received_at", "indique fecha y hora de recepción"))?;
+        let received_at = state
+            .tz
+            .from_local_datetime(&local)
+            .earliest()
+            .ok_or_else(|| ApiError::invalid("received_at", "esa hora no existe (cambio de horario)"))?
+            .with_timezone(&chrono::Utc);
+        Ok(api::StaffCaseIn {
+            case: crate::oirs::routes::CaseIn {
+                case_type: v("tipo"),
+                topic: v("tema"),
+                description: v("descripcion"),
+                name: v("nombre"),
+                rut: opt("rut"),
+                email: opt("correo"),
+                phone: opt("telefono"),
+                address: opt("direccion"),
+                chat_session_id: None,
+                consent: form.contains_key("consentimiento"),
+            },
+            channel,
+            received_at: Some(received_at),
+        })
+    })();
+    let result = match built {
+        Ok(input) => {
+            let mut headers = axum::http::HeaderMap::new();
+            if let Ok(key) = axum::http::HeaderValue::from_str(&v("clave_idempotencia")) {
+                headers.insert("idempotency-key", key);
+            }
+            api::register(State(state.clone()), c.user.clone(), headers, ApiJson(input)).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((_, filed)) => {
+            let filed = filed.0;
+            Ok(c.page(
+                &state,
+                "registered.html",
+                "Caso registrado",
+                context! { filed => filed, due => date_cl(filed.due_date) },
+            ))
+        }
+        Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::FORBIDDEN => {
+            new_view(&state, &c, form, Some(&e)).await
         }
         Err(e) => Err(e.into()),
     }

@@ -41,6 +41,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/staff/inbox.html"),
     ),
     ("case.html", include_str!("../../templates/staff/case.html")),
+    ("new.html", include_str!("../../templates/staff/new.html")),
+    ("registered.html", include_str!("../../templates/staff/registered.html")),
     (
         "analytics.html",
         include_str!("../../templates/staff/analytics.html"),
