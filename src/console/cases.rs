@@ -383,23 +383,6 @@ const CHANNELS: &[(&str, &str)] = &[
     ("telefono", "Teléfono"),
 ];
 
-/// The registration form's fields (Spanish) for the API's field names.
-fn form_field(api_field: &str) -> &str {
-    match api_field {
-        "type" => "tipo",
-        "topic" => "tema",
-        "description" => "descripcion",
-        "name" => "nombre",
-        "email" => "correo",
-        "phone" => "telefono",
-        "address" => "direccion",
-        "consent" => "consentimiento",
-        "received_at" => "recibido",
-        "channel" => "canal",
-        other => other,
-    }
-}
-
 async fn new_view(
     state: &AppState,
     c: &Console,
@@ -430,15 +413,22 @@ async fn new_view(
         .map(|(id, label)| context! { id => id, label => label })
         .collect();
     let mut values = values;
-    values
-        .entry("recibido".into())
-        .or_insert_with(|| chrono::Utc::now().with_timezone(&state.tz).format("%Y-%m-%dT%H:%M").to_string());
+    values.entry("recibido".into()).or_insert_with(|| {
+        chrono::Utc::now()
+            .with_timezone(&state.tz)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    });
     values
         .entry("clave_idempotencia".into())
         .or_insert_with(|| uuid::Uuid::new_v4().to_string());
     let errors: HashMap<&str, String> = error
         .map(|e| {
-            let field = e.field.as_deref().map(form_field).unwrap_or("descripcion");
+            let field = e
+                .field
+                .as_deref()
+                .map(crate::web::form_field)
+                .unwrap_or("descripcion");
             HashMap::from([(field, e.message.clone())])
         })
         .unwrap_or_default();
@@ -467,7 +457,11 @@ async fn register(
 ) -> PageResult {
     c.verify(&form)?;
     c.require(CASE_ROLES)?;
-    let v = |k: &str| form.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+    let v = |k: &str| {
+        form.get(k)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
     let opt = |k: &str| Some(v(k)).filter(|s| !s.is_empty());
     let built = (|| -> Result<api::StaffCaseIn, ApiError> {
         let channel = serde_json::from_value(serde_json::Value::String(v("canal")))
@@ -478,7 +472,9 @@ async fn register(
             .tz
             .from_local_datetime(&local)
             .earliest()
-            .ok_or_else(|| ApiError::invalid("received_at", "esa hora no existe (cambio de horario)"))?
+            .ok_or_else(|| {
+                ApiError::invalid("received_at", "esa hora no existe (cambio de horario)")
+            })?
             .with_timezone(&chrono::Utc);
         Ok(api::StaffCaseIn {
             case: crate::oirs::routes::CaseIn {
@@ -503,7 +499,13 @@ async fn register(
             if let Ok(key) = axum::http::HeaderValue::from_str(&v("clave_idempotencia")) {
                 headers.insert("idempotency-key", key);
             }
-            api::register(State(state.clone()), c.user.clone(), headers, ApiJson(input)).await
+            api::register(
+                State(state.clone()),
+                c.user.clone(),
+                headers,
+                ApiJson(input),
+            )
+            .await
         }
         Err(e) => Err(e),
     };

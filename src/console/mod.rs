@@ -42,7 +42,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("case.html", include_str!("../../templates/staff/case.html")),
     ("new.html", include_str!("../../templates/staff/new.html")),
-    ("registered.html", include_str!("../../templates/staff/registered.html")),
+    (
+        "registered.html",
+        include_str!("../../templates/staff/registered.html"),
+    ),
     (
         "analytics.html",
         include_str!("../../templates/staff/analytics.html"),

@@ -130,9 +130,12 @@ fn render(state: &AppState, ctx: minijinja::Value) -> Response {
     }
 }
 
-/// The form's field names (Spanish, as residents see them) for the API's field names.
-fn form_field(api_field: &str) -> &str {
+/// The forms' field names (Spanish, as residents and staff see them) for the API's field
+/// names. Shared by /oirs and the console's registration form.
+pub fn form_field(api_field: &str) -> &str {
     match api_field {
+        "received_at" => "recibido",
+        "channel" => "canal",
         "type" => "tipo",
         "topic" => "tema",
         "description" => "descripcion",
