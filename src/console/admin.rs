@@ -186,14 +186,7 @@ async fn params_view(
     error: Option<&ApiError>,
 ) -> PageResult {
     c.require(&[Role::Admin])?;
-    let engine = state.chat.engine();
-    let topics: Vec<Value> = engine
-        .catalog
-        .topics
-        .iter()
-        .filter(|t| t.department.is_some())
-        .map(|t| context! { id => t.id, label => engine.catalog.topic_label(&t.id) })
-        .collect();
+    let topics = crate::web::topic_choices(&state.chat.engine().catalog);
     let this_year = state.today().format("%Y").to_string();
     let holidays: Vec<_> = service::holidays(&state.store)
         .await?

@@ -390,19 +390,7 @@ async fn new_view(
     error: Option<&ApiError>,
 ) -> PageResult {
     c.require(CASE_ROLES)?;
-    let engine = state.chat.engine();
-    let mut topics: Vec<_> = engine
-        .catalog
-        .topics
-        .iter()
-        .filter(|t| t.department.is_some())
-        .map(|t| (engine.catalog.topic_label(&t.id), t.id.clone()))
-        .collect();
-    topics.sort();
-    let topics: Vec<_> = topics
-        .into_iter()
-        .map(|(label, id)| context! { id => id, label => label })
-        .collect();
+    let topics = crate::web::topic_choices(&state.chat.engine().catalog);
     let types: Vec<_> = service::case_types(&state.store)
         .await?
         .into_iter()
@@ -462,7 +450,6 @@ async fn register(
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     };
-    let opt = |k: &str| Some(v(k)).filter(|s| !s.is_empty());
     let built = (|| -> Result<api::StaffCaseIn, ApiError> {
         let channel = serde_json::from_value(serde_json::Value::String(v("canal")))
             .map_err(|_| ApiError::invalid("channel", "elija el canal de recepción"))?;
@@ -477,18 +464,7 @@ async fn register(
             })?
             .with_timezone(&chrono::Utc);
         Ok(api::StaffCaseIn {
-            case: crate::oirs::routes::CaseIn {
-                case_type: v("tipo"),
-                topic: v("tema"),
-                description: v("descripcion"),
-                name: v("nombre"),
-                rut: opt("rut"),
-                email: opt("correo"),
-                phone: opt("telefono"),
-                address: opt("direccion"),
-                chat_session_id: None,
-                consent: form.contains_key("consentimiento"),
-            },
+            case: crate::web::case_from_form(&form),
             channel,
             received_at: Some(received_at),
         })

@@ -148,6 +148,45 @@ pub fn form_field(api_field: &str) -> &str {
     }
 }
 
+/// The topics a case can be about, as `{id, label}` choices sorted by label (small talk and
+/// other topics without a department left out). For the forms of /oirs and the console.
+pub fn topic_choices(catalog: &crate::chat::catalog::Catalog) -> Vec<minijinja::Value> {
+    let mut topics: Vec<(String, &str)> = catalog
+        .topics
+        .iter()
+        .filter(|t| t.department.is_some())
+        .map(|t| (catalog.topic_label(&t.id), t.id.as_str()))
+        .collect();
+    topics.sort();
+    topics
+        .into_iter()
+        .map(|(label, id)| context! { id => id, label => label })
+        .collect()
+}
+
+/// A case as typed into a form with the Spanish field names (/oirs, console registration).
+pub fn case_from_form(values: &HashMap<String, String>) -> CaseIn {
+    let v = |k: &str| {
+        values
+            .get(k)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let opt = |k: &str| Some(v(k)).filter(|s| !s.is_empty());
+    CaseIn {
+        case_type: v("tipo"),
+        topic: v("tema"),
+        description: v("descripcion"),
+        name: v("nombre"),
+        rut: opt("rut"),
+        email: opt("correo"),
+        phone: opt("telefono"),
+        address: opt("direccion"),
+        chat_session_id: None,
+        consent: values.contains_key("consentimiento"),
+    }
+}
+
 async fn form_context(
     state: &AppState,
     values: &HashMap<String, String>,
@@ -158,14 +197,7 @@ async fn form_context(
         .into_iter()
         .filter(|t| t.active)
         .collect();
-    let engine = state.chat.engine();
-    let topics: Vec<_> = engine
-        .catalog
-        .topics
-        .iter()
-        .filter(|t| t.department.is_some())
-        .map(|t| context! { id => t.id, label => engine.catalog.topic_label(&t.id) })
-        .collect();
+    let topics = topic_choices(&state.chat.engine().catalog);
     Ok(
         context! { page => "form", title => "Ingresar un caso", types => types, topics => topics, values => values, errors => errors },
     )
@@ -195,20 +227,7 @@ async fn submit(
     State(state): State<AppState>,
     Form(values): Form<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let v = |k: &str| values.get(k).cloned().unwrap_or_default();
-    let opt = |k: &str| Some(v(k)).filter(|s| !s.trim().is_empty());
-    let input = CaseIn {
-        case_type: v("tipo"),
-        topic: v("tema"),
-        description: v("descripcion"),
-        name: v("nombre"),
-        rut: opt("rut"),
-        email: opt("correo"),
-        phone: opt("telefono"),
-        address: opt("direccion"),
-        chat_session_id: None,
-        consent: values.contains_key("consentimiento"),
-    };
+    let input = case_from_form(&values);
     let filed = match validate(&input, &state, Channel::Web, Utc::now()) {
         Ok(case) => file_and_answer(&state, case, None).await.map(|(_, j)| j.0),
         Err(e) => Err(e),
