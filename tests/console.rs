@@ -42,6 +42,28 @@ async fn login(app: &TestApp, username: &str, password: &str) -> reqwest::Respon
     .await
 }
 
+/// Logs in and returns the bearer token.
+async fn token(app: &TestApp, username: &str, password: &str) -> String {
+    let r = login(app, username, password).await;
+    assert_eq!(r.status(), 200, "login {username}");
+    r.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+async fn get_json(app: &TestApp, token: &str, path: &str) -> Value {
+    let r = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.expect("json")
+}
+
 async fn users_are_administered(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -109,12 +131,7 @@ async fn users_are_administered(backend: Backend) {
     assert_eq!(again.status(), 409);
 
     // The new user logs in; a new password ends the session and the old password stops working.
-    let r = login(&app, "dom2", "una-clave-larga").await;
-    assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let dom2 = token(&app, "dom2", "una-clave-larga").await;
     let r = put(
         &app,
         &admin,
@@ -126,7 +143,7 @@ async fn users_are_administered(backend: Backend) {
     let r = app
         .client
         .get(app.url("/api/v1/staff/cases"))
-        .bearer_auth(&token)
+        .bearer_auth(&dom2)
         .send()
         .await
         .expect("get");
@@ -167,16 +184,7 @@ async fn users_are_administered(backend: Backend) {
     .await;
     assert_eq!(r.status(), 409);
 
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/admin/users"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let list = get_json(&app, &admin, "/api/v1/admin/users").await;
     let dom2 = list
         .as_array()
         .expect("array")
@@ -188,16 +196,7 @@ async fn users_are_administered(backend: Backend) {
     assert_eq!(dom2["department"], Value::Null);
 
     // Every change is in the audit log.
-    let audit: Value = app
-        .client
-        .get(app.url("/api/v1/admin/audit?action=crear_usuario"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let audit = get_json(&app, &admin, "/api/v1/admin/audit?action=crear_usuario").await;
     assert_eq!(audit[0]["detail"], "dom2");
 }
 on_both_backends!(users_are_administered);
@@ -474,24 +473,8 @@ async fn demo_data_seeds_once_and_logs_in(backend: Backend) {
             "{user}"
         );
     }
-    let coord = login(&app, "coordinacion", ventanilla::demo::DEMO_PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let cases: Value = app
-        .client
-        .get(app.url("/api/v1/staff/cases"))
-        .bearer_auth(&coord)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let coord = token(&app, "coordinacion", ventanilla::demo::DEMO_PASSWORD).await;
+    let cases = get_json(&app, &coord, "/api/v1/staff/cases").await;
     let cases = cases.as_array().expect("array");
     assert_eq!(cases.len(), 7);
     for status in [
@@ -505,24 +488,13 @@ async fn demo_data_seeds_once_and_logs_in(backend: Backend) {
             "a demo case is {status}"
         );
     }
-    let analyst = login(&app, "analista", ventanilla::demo::DEMO_PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let agg: Value = app
-        .client
-        .get(app.url("/api/v1/analytics/interactions?group_by=weekday"))
-        .bearer_auth(&analyst)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let analyst = token(&app, "analista", ventanilla::demo::DEMO_PASSWORD).await;
+    let agg = get_json(
+        &app,
+        &analyst,
+        "/api/v1/analytics/interactions?group_by=weekday",
+    )
+    .await;
     assert!(agg["total"].as_i64().expect("total") > 1000, "{agg}");
 }
 on_both_backends!(demo_data_seeds_once_and_logs_in);
