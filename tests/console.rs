@@ -337,6 +337,17 @@ async fn console_redirects_to_login_and_expired_sessions_say_so(backend: Backend
         1
     );
 
+    // A login posted from another site is refused (login CSRF).
+    let r = client
+        .post(app.url("/staff/ingreso"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("usuario", "dom1"), ("clave", "correct horse battery")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+
     // The login form: a wrong password is 401 with the form again, a right one sets the
     // cookie and goes to `next` (console paths only).
     let r = client

@@ -335,8 +335,22 @@ async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) 
 
 async fn login_submit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    // Login CSRF: another site must not sign a browser into an account of its choosing.
+    // Browsers say where a form came from; a cross-site login is refused.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return PageError(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "El ingreso debe hacerse desde la página de la consola.",
+        ))
+        .into_response();
+    }
     let username = form.get("usuario").cloned().unwrap_or_default();
     let password = form.get("clave").cloned().unwrap_or_default();
     let next = safe_next(form.get("next").map(String::as_str)).to_string();
