@@ -330,3 +330,45 @@ async fn catalog_reload_swaps_or_rejects_atomically() {
     let (_, v) = say(&app, &sid, json!({"text": "camposanto horario"})).await;
     assert_eq!(v["match"]["topic"], "cementerio", "{v}");
 }
+
+#[tokio::test]
+async fn a_tie_between_topics_is_asked_not_guessed() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let (sid, _) = new_session(&app).await;
+    // "permiso" alone: de circulación, de edificación, patente… The bot offers them.
+    let (_, v) = say(&app, &sid, json!({"text": "permiso"})).await;
+    assert_eq!(v["match"]["fallback"], false, "{v}");
+    let ids = button_ids(&v["reply"]);
+    assert!(
+        ids.iter().filter(|b| b.starts_with("intent:")).count() >= 2,
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&"intent:permiso_circulacion".to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&"intent:permisos_edificacion".to_string()),
+        "{ids:?}"
+    );
+    let (_, v) = say(&app, &sid, json!({"button": "intent:permisos_edificacion"})).await;
+    assert_eq!(v["match"]["topic"], "permisos_edificacion");
+
+    // A clear question still gets its answer directly.
+    let (_, v) = say(
+        &app,
+        &sid,
+        json!({"text": "donde pago el permiso de circulacion"}),
+    )
+    .await;
+    assert_eq!(v["match"]["topic"], "permiso_circulacion");
+    assert!(!button_ids(&v["reply"])
+        .iter()
+        .any(|b| b.starts_with("intent:")));
+
+    // "ayuda" alone asks for help; it is not a thank-you.
+    let (_, v) = say(&app, &sid, json!({"text": "ayuda"})).await;
+    assert_ne!(v["match"]["topic"], "despedida", "{v}");
+}

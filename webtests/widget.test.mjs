@@ -66,6 +66,14 @@ test("a free-text question with typos gets the right answer", async () => {
   const answer = await lastBot(page).innerText();
   assert.match(answer, /permiso de circulaci[oó]n/i);
   assert.equal(await input.inputValue(), "", "the sent text leaves the input");
+  // An ambiguous word gets the likely options as buttons instead of a guess.
+  await input.fill("permiso");
+  await input.press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: /^(Tú:\s*)?permiso$/ }).waitFor();
+  assert.match(await lastBot(page).innerText(), /No estoy seguro/);
+  await lastBot(page).getByRole("button", { name: "Permisos de edificación" }).click();
+  await page.locator("#vt-panel .msg.me", { hasText: "Permisos de edificación" }).waitFor();
+  assert.match(await lastBot(page).innerText(), /DOM|Obras/);
   // Something out of scope gets the honest fallback with its ways out.
   await input.fill("quien gano el partido de ayer");
   await input.press("Enter");

@@ -36,6 +36,9 @@ pub struct Candidate {
     pub coverage: f32,
     /// The most specific word of the message this intent knows, scaled to [0, 1].
     pub anchor: f32,
+    /// How far ahead of the next candidate this one was before the lead penalty, relative
+    /// to the best (0 = tied).
+    pub lead: f32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -370,6 +373,7 @@ impl Matcher {
                     confidence: evidence(coverage, anchor, relative),
                     coverage,
                     anchor,
+                    lead: 0.0,
                 }
             })
             .collect();
@@ -387,6 +391,7 @@ impl Matcher {
         for (i, c) in candidates.iter_mut().enumerate() {
             let next = firsts.get(i + 1).copied().unwrap_or(0.0);
             let lead = ((c.confidence - next) / best).clamp(0.0, 1.0);
+            c.lead = lead;
             c.confidence = (c.confidence * (1.0 - LEAD_PENALTY + LEAD_PENALTY * lead) * damping)
                 .clamp(0.0, 1.0);
         }
