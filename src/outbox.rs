@@ -76,7 +76,8 @@ pub async fn list(
     let rows: Vec<Row> = with_pool!(store, pool => {
         sqlx::query_as(
             "SELECT id, kind, status, attempts, next_attempt_at, last_error, created_at, sent_at, payload \
-             FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+             FROM outbox WHERE ($1 IS NULL OR status = $1 OR ($1 = 'failing' AND status = 'pending' AND attempts > 0)) \
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(status)
         .bind(limit)
@@ -129,9 +130,16 @@ pub async fn retry(store: &Store, id: i64) -> Result<bool, StoreError> {
     Ok(n == 1)
 }
 
+/// Messages per status, plus `failing`: pending ones that already failed at least once
+/// (the receiver is down or refusing; they will be retried with backoff).
 pub async fn counts(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
     let rows: Vec<(String, i64)> = with_pool!(store, pool => {
-        sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetch_all(pool).await?
+        sqlx::query_as(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status \
+             UNION ALL SELECT 'failing', COUNT(*) FROM outbox WHERE status = 'pending' AND attempts > 0",
+        )
+        .fetch_all(pool)
+        .await?
     });
     Ok(rows)
 }

@@ -730,6 +730,26 @@ async fn webhook_is_delivered_after_the_receiver_comes_back_and_across_restarts(
     })
     .await
     .expect("a failed attempt");
+    // The admin view tells failing deliveries apart from ones not yet tried.
+    let admin = app.login_as("root", "admin", None).await;
+    let v: Value = app
+        .client
+        .get(app.url("/api/v1/admin/outbox?status=failing"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert!(
+        v["counts"]["failing"].as_i64().expect("failing") >= 1,
+        "{v}"
+    );
+    let failing = v["messages"].as_array().expect("a");
+    assert!(failing.iter().any(|m| m["kind"] == "webhook"
+        && m["status"] == "pending"
+        && m["last_error"].is_string()));
 
     // "Restart": stop this instance, start another on the same database, receiver now up.
     let state = app.state.clone();

@@ -320,7 +320,7 @@ pub async fn delete_holiday(
 
 #[derive(Deserialize, IntoParams)]
 pub struct OutboxQuery {
-    /// pending, sent, dead or skipped.
+    /// pending, sent, dead or skipped; `failing` = pending after at least one failed attempt.
     pub status: Option<String>,
     pub limit: Option<i64>,
 }
