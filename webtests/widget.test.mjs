@@ -290,27 +290,41 @@ test("unreachable service: the widget says so, shows phone and e-mail, keeps the
   await context.close();
 });
 
-test("a 429 is explained in plain words and retried after the wait", async () => {
-  const { context, page } = await openPage();
-  await openChat(page);
-  let limited = true;
-  await page.route("**/api/v1/chat/sessions/*/messages", (route) => {
-    if (!limited) return route.continue();
-    return route.fulfill({
-      status: 429,
-      headers: { "content-type": "application/json", "retry-after": "1" },
-      body: JSON.stringify({ error: { code: "rate_limited", message: "too many requests" } }),
-    });
+test("a 429 from the service's rate limit is explained in plain words and retried after the wait", async () => {
+  // A second service with a tight per-client limit: 1 request per second, bursts of 4.
+  const limited = await startServer({
+    VENTANILLA_RATE_LIMIT: "on",
+    VENTANILLA_RATE_LIMIT_PER_SECOND: "1",
+    VENTANILLA_RATE_LIMIT_BURST: "4",
   });
-  const input = page.getByLabel("Escribe tu consulta");
-  await input.fill("horario de la municipalidad");
-  await input.press("Enter");
-  const notice = page.locator("#vt-panel .notice");
-  await notice.waitFor();
-  assert.match(await notice.innerText(), /muchos mensajes seguidos.*1 segundos/s);
-  limited = false;
-  // The widget retries by itself after Retry-After.
-  await page.locator("#vt-panel .msg.me", { hasText: "horario" }).waitFor();
-  await notice.waitFor({ state: "hidden" });
-  await context.close();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context.setDefaultTimeout(15000);
+  const page = await context.newPage();
+  try {
+    await page.goto(limited.base + "/"); // 1 request of the budget
+    await openChat(page); // 2
+    const input = page.getByLabel("Escribe tu consulta");
+    const notice = page.locator("#vt-panel .notice");
+    // Ask until the limit answers 429: the widget explains it and keeps the text.
+    let sent = 0;
+    for (; sent < 8 && (await notice.isHidden()); sent++) {
+      await input.fill(`horario de atencion ${sent}`);
+      await input.press("Enter");
+      await Promise.race([
+        page.locator("#vt-panel .msg.me", { hasText: `atencion ${sent}` }).waitFor(),
+        notice.waitFor(),
+      ]);
+    }
+    assert.ok(await notice.isVisible(), "the limit was reached");
+    assert.match(await notice.innerText(), /muchos mensajes seguidos.*\d+ segundos/s);
+    const pending = await input.inputValue();
+    assert.match(pending, /horario de atencion \d/, "the typed text is kept");
+    // The widget retries by itself after Retry-After and the message goes through.
+    await page.locator("#vt-panel .msg.me", { hasText: pending }).waitFor();
+    await notice.waitFor({ state: "hidden" });
+    assert.equal(await input.inputValue(), "");
+  } finally {
+    await context.close();
+    await limited.stop();
+  }
 });
