@@ -56,6 +56,24 @@ test("the demo page embeds the widget; a button and a sub-option answer with the
   await context.close();
 });
 
+test("an option from an older menu (kept in the transcript) says so and offers the menu", async () => {
+  const { context, page } = await openPage();
+  await openChat(page);
+  // The transcript in sessionStorage holds a button the catalog no longer has.
+  await page.evaluate(() => {
+    const st = JSON.parse(sessionStorage.getItem("ventanilla.chat"));
+    st.log.push({ bot: { text: "Menú antiguo", buttons: [{ id: "boton_retirado", label: "Opción retirada" }], links: [] } });
+    sessionStorage.setItem("ventanilla.chat", JSON.stringify(st));
+  });
+  await page.reload();
+  await lastBot(page).getByRole("button", { name: "Opción retirada" }).click();
+  await page.locator("#vt-panel .log .msg.bot", { hasText: "ya no está disponible" }).waitFor();
+  assert.ok(await page.locator("#vt-panel .notice").isHidden(), "not reported as a connection problem");
+  await lastBot(page).getByRole("button", { name: "Menú principal" }).click();
+  await lastBot(page).getByRole("button", { name: "Direcciones, Teléfonos y Correos" }).waitFor();
+  await context.close();
+});
+
 test("a free-text question with typos gets the right answer", async () => {
   const { context, page } = await openPage();
   await openChat(page);

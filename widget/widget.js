@@ -262,6 +262,10 @@
       state.sid = null;
       return message(payload);
     }
+    if (r.status === 422 && payload.button) {
+      // An option from an older menu (the catalog changed since): say so and offer the menu.
+      return { text: "Esa opción ya no está disponible. Te muestro el menú para seguir.", buttons: [{ id: "menu", label: "Menú principal" }], links: [] };
+    }
     if (r.status !== 200) throw new Problem("offline", "unexpected answer");
     return r.json.reply;
   }
