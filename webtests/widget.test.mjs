@@ -166,6 +166,37 @@ test("a resident files a reclamo in the chat and finds it on /seguimiento", asyn
   await context.close();
 });
 
+test("a filing whose answer is lost on the way is not filed twice when retried", async () => {
+  const { context, page } = await openPage();
+  await openChat(page);
+  await page.getByLabel("Escribe tu consulta").fill("quiero hacer una solicitud a la oirs");
+  await page.getByLabel("Escribe tu consulta").press("Enter");
+  await page.locator("#vt-panel .msg.me", { hasText: "quiero hacer una solicitud" }).waitFor();
+  const formButton = lastBot(page).locator("button.link").first();
+  await formButton.click();
+  const form = page.locator("#vt-panel form.inline");
+  await form.getByLabel("Describe tu caso").fill("Solicito la poda del árbol frente al número 12 de calle Prat.");
+  await form.getByLabel("Tu nombre").fill("Marta Rivas");
+  await form.getByLabel(/Acepto que la municipalidad/).check();
+  // The service files the case, but its answer never reaches the browser.
+  let first = null;
+  await page.route("**/api/v1/oirs/cases", async (route) => {
+    const resp = await route.fetch();
+    first = await resp.json();
+    await route.abort("connectionreset");
+  });
+  await form.getByRole("button", { name: "Enviar caso" }).click();
+  const notice = page.locator("#vt-panel .notice");
+  await notice.waitFor();
+  assert.ok(first && first.folio, "the service did file it");
+  await page.unroute("**/api/v1/oirs/cases");
+  await notice.getByRole("button", { name: "Reintentar ahora" }).click();
+  const filed = page.locator("#vt-panel .msg.filed");
+  await filed.waitFor();
+  assert.equal((await filed.locator("code.folio").innerText()).trim(), first.folio, "the retry got the same case");
+  await context.close();
+});
+
 test("keyboard only: open, ask, choose an option, close, focus returns", async () => {
   const { context, page } = await openPage();
   await tabTo(page, (f) => /Chatea con el municipio/.test(f.text));

@@ -372,7 +372,6 @@
       form.append(h("div", { class: "field check" }, consent, h("label", { for: cid, text: "Acepto que la municipalidad use estos datos solo para responder mi caso." })), cerr);
       form.fields.consent = { control: consent, err: cerr };
       form.append(form.actions);
-      form.idem = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
       addNode(box);
       form.fields.type.control.focus();
     });
@@ -390,6 +389,13 @@
     if (body.description.length < 10) return setError(form, "description", "Describe tu caso con al menos 10 caracteres.");
     if (body.name.length < 2) return setError(form, "name", "Escribe tu nombre.");
     if (!body.consent) return setError(form, "consent", "Debes aceptar el uso de tus datos para ingresar el caso.");
+    // Retrying the same case reuses its key (the service files it once); an edited case is a
+    // new request and gets a new key.
+    const sent = JSON.stringify(body);
+    if (form.idemBody !== sent) {
+      form.idem = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
+      form.idemBody = sent;
+    }
     const action = () => run(action, async () => {
       const r = await api("/api/v1/oirs/cases", { method: "POST", body, headers: { "idempotency-key": form.idem } });
       if (r.status === 422 || r.status === 400) {
@@ -397,7 +403,8 @@
         setError(form, err.field || "description", err.message || "Revisa los datos del formulario.");
         return;
       }
-      if (r.status !== 201) throw new Problem("offline", "filing failed");
+      // 201 filed; 200 is the replay of a case already filed with this key.
+      if (r.status !== 201 && r.status !== 200) throw new Problem("offline", "filing failed");
       const done = filedBubble(r.json);
       box.replaceWith(done);
       remember({ bot: { text: `Caso ingresado. Folio ${r.json.folio}, código de seguimiento ${r.json.tracking_code}.`, buttons: [], links: [] } });
