@@ -204,6 +204,17 @@ fn eval_counts_are_exact_on_a_small_set() {
     assert!(eval::parse_tsv("sin tabulador").is_err());
 }
 
+/// Runs the matcher over a `question<TAB>topic` file's text on a fixed day; the figures and
+/// their printed report (shown when a bar is missed).
+fn evaluate_tsv(src: &str) -> (eval::EvalReport, String) {
+    let engine = Engine::load(&common::intents_dir(), Thresholds::default()).expect("engine");
+    let cases = eval::parse_tsv(src).expect("parse");
+    let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
+    let r = eval::evaluate(&engine, &cases, today);
+    let report = r.render(true);
+    (r, report)
+}
+
 #[test]
 fn dev_set_meets_the_bars() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/dev-questions.tsv");
@@ -211,11 +222,7 @@ fn dev_set_meets_the_bars() {
         eprintln!("SKIPPED: {} not present", path.display());
         return;
     };
-    let engine = Engine::load(&common::intents_dir(), Thresholds::default()).expect("engine");
-    let cases = eval::parse_tsv(&src).expect("parse");
-    let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
-    let r = eval::evaluate(&engine, &cases, today);
-    let report = r.render(true);
+    let (r, report) = evaluate_tsv(&src);
     assert!(r.top1_accuracy() >= 0.90, "{report}");
     assert!(r.top3_accuracy() >= 0.97, "{report}");
     assert!(r.oos_recall() >= 0.80, "{report}");
@@ -230,11 +237,7 @@ fn holdout_set_meets_the_bars() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/holdout.tsv"),
     )
     .expect("holdout");
-    let engine = Engine::load(&common::intents_dir(), Thresholds::default()).expect("engine");
-    let cases = eval::parse_tsv(&src).expect("parse");
-    let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
-    let r = eval::evaluate(&engine, &cases, today);
-    let report = r.render(true);
+    let (r, report) = evaluate_tsv(&src);
     assert!(r.top1_accuracy() >= 0.90, "{report}");
     assert!(r.top3_accuracy() >= 0.97, "{report}");
     assert!(r.oos_recall() >= 0.80, "{report}");
@@ -250,11 +253,7 @@ fn regression_set_stays_fixed() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/regression.tsv"),
     )
     .expect("regression set");
-    let engine = Engine::load(&common::intents_dir(), Thresholds::default()).expect("engine");
-    let cases = eval::parse_tsv(&src).expect("parse");
-    let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
-    let r = eval::evaluate(&engine, &cases, today);
-    let report = r.render(true);
+    let (r, report) = evaluate_tsv(&src);
     assert!(r.top1_accuracy() >= 0.95, "{report}");
     assert!(r.top3_accuracy() >= 0.98, "{report}");
     assert_eq!(r.oos_recall(), 1.0, "{report}");
