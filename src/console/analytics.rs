@@ -71,11 +71,8 @@ async fn page(
     let engine = state.chat.engine();
     let buttons: Vec<String> = engine.catalog.botonera.buttons.keys().cloned().collect();
     let cells = aggregate::cube(&state.store, from, to).await?;
-    let total: i64 = cells
-        .iter()
-        .filter(|c| c.kind == "message" || c.kind == "button")
-        .map(|c| c.count)
-        .sum();
+    // The cube holds interactions only (messages and clicks), as the monthly report sums it.
+    let total: i64 = cells.iter().map(|c| c.count).sum();
     let button_label = |id: &str| {
         engine
             .catalog
