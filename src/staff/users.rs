@@ -35,11 +35,16 @@ pub struct UserInfo {
     pub created_at: i64,
 }
 
-pub async fn list_users(store: &Store) -> Result<Vec<UserInfo>, StoreError> {
+/// Staff users, or only the one named `username`.
+async fn users(store: &Store, username: Option<&str>) -> Result<Vec<UserInfo>, StoreError> {
     let rows: Vec<(String, String, Option<String>, bool, i64)> = with_pool!(store, pool => {
-        sqlx::query_as("SELECT username, role, department_id, active, created_at FROM users ORDER BY username")
-            .fetch_all(pool)
-            .await?
+        sqlx::query_as(
+            "SELECT username, role, department_id, active, created_at FROM users \
+             WHERE ($1 IS NULL OR username = $1) ORDER BY username",
+        )
+        .bind(username)
+        .fetch_all(pool)
+        .await?
     });
     Ok(rows
         .into_iter()
@@ -53,6 +58,17 @@ pub async fn list_users(store: &Store) -> Result<Vec<UserInfo>, StoreError> {
             })
         })
         .collect())
+}
+
+pub async fn list_users(store: &Store) -> Result<Vec<UserInfo>, StoreError> {
+    users(store, None).await
+}
+
+async fn find_user(store: &Store, username: &str) -> ApiResult<UserInfo> {
+    users(store, Some(username))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("user"))
 }
 
 /// What is wrong with a user's username, role/department pair or password, as (field, message).
@@ -188,11 +204,7 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     audit_admin(&state, &user, "crear_usuario", &username).await?;
-    let created = list_users(&state.store)
-        .await?
-        .into_iter()
-        .find(|u| u.username == username)
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let created = find_user(&state.store, &username).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -207,11 +219,7 @@ pub async fn update(
     ApiJson(change): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<UserInfo>> {
     user.require(&[Role::Admin])?;
-    let current = list_users(&state.store)
-        .await?
-        .into_iter()
-        .find(|u| u.username == username)
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let current = find_user(&state.store, &username).await?;
     let role = change.role.unwrap_or(current.role);
     let department = match &change.department {
         Some(d) if d.is_empty() => None,
