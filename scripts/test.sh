@@ -12,7 +12,8 @@ fi
 cargo run -q -- intents check
 if [ -f ../shared/dev-questions.tsv ]; then
   cargo run -q -- intents eval ../shared/dev-questions.tsv \
-    --min-top1 0.90 --min-top3 0.97 --min-oos-recall 0.80 --max-false-fallback 0.05
+    --min-answer-rate 0.92 --min-precision 0.98 --min-offered 0.97 \
+    --max-false-fallback 0.03 --min-oos-fallback 0.95 --max-oos-answered 0
 fi
 
 # Browser tests drive the debug binary in Debian's chromium (playwright-core + axe-core).

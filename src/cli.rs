@@ -90,23 +90,39 @@ enum IntentsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Evaluate matching on a labelled TSV (question<TAB>topic, `_fallback` = out of scope).
+    /// Show how the assistant reads one message: candidates, probabilities, decision.
+    Explain {
+        message: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Evaluate the assistant on a labelled TSV: messages (question<TAB>topic, `_fallback` =
+    /// out of scope), follow-ups (first<TAB>followup<TAB>topic) or filing offers
+    /// (message<TAB>type<TAB>topic), told apart by the header line.
     Eval {
         file: PathBuf,
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Bars that turn the evaluation into a gate (exit 1 when missed).
         #[arg(long)]
-        min_top1: Option<f64>,
+        min_answer_rate: Option<f64>,
         #[arg(long)]
-        min_top3: Option<f64>,
+        min_precision: Option<f64>,
         #[arg(long)]
-        min_oos_recall: Option<f64>,
+        min_offered: Option<f64>,
         #[arg(long)]
         max_false_fallback: Option<f64>,
+        #[arg(long)]
+        min_oos_fallback: Option<f64>,
+        #[arg(long)]
+        max_oos_answered: Option<f64>,
+        /// For follow-up and filing files: the share handled right.
+        #[arg(long)]
+        min_right: Option<f64>,
         /// List every miss.
         #[arg(long)]
         misses: bool,
-        /// Print every line with its confidence, lowest first (for tuning thresholds).
+        /// Print every line with its decision and confidence, lowest first.
         #[arg(long)]
         dump: bool,
     },
@@ -280,6 +296,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Intents {
+            command: IntentsCommand::Explain { message, dir },
+        } => {
+            let dir = dir.unwrap_or(config.intents_dir.clone());
+            let engine = Engine::load(&dir, thresholds(&config))?;
+            let today = chrono::Utc::now().with_timezone(&config.tz()?).date_naive();
+            print!("{}", engine.explain(&message, today));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Intents {
             command: IntentsCommand::Check { dir },
         } => {
             let dir = dir.unwrap_or(config.intents_dir);
@@ -310,10 +335,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 IntentsCommand::Eval {
                     file,
                     dir,
-                    min_top1,
-                    min_top3,
-                    min_oos_recall,
+                    min_answer_rate,
+                    min_precision,
+                    min_offered,
                     max_false_fallback,
+                    min_oos_fallback,
+                    max_oos_answered,
+                    min_right,
                     misses,
                     dump,
                 },
@@ -322,38 +350,74 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let engine = Engine::load(&dir, thresholds(&config))?;
             let src = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let cases =
-                eval::parse_tsv(&src).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let bad = |e: eval::EvalError| anyhow::anyhow!("{}: {e}", file.display());
             let today = chrono::Utc::now().with_timezone(&config.tz()?).date_naive();
-            let report = eval::evaluate(&engine, &cases, today);
-            if dump {
-                print!("{}", report.dump());
-            }
-            print!("{}", report.render(misses));
-            let mut failed = Vec::new();
-            let checks = [
-                ("top-1", report.top1_accuracy(), min_top1, true),
-                ("top-3", report.top3_accuracy(), min_top3, true),
-                (
-                    "out-of-scope recall",
-                    report.oos_recall(),
-                    min_oos_recall,
-                    true,
-                ),
-                (
-                    "false-fallback rate",
-                    report.false_fallback_rate(),
-                    max_false_fallback,
-                    false,
-                ),
-            ];
-            for (name, value, bound, is_min) in checks {
-                if let Some(b) = bound {
-                    if (is_min && value < b) || (!is_min && value > b) {
-                        failed.push(format!("{name} {value:.3} (bound {b})"));
-                    }
+            let header = src.lines().next().unwrap_or("");
+            let mut checks: Vec<(&str, f64, Option<f64>, bool)> = Vec::new();
+            if header.starts_with("first\t") || header.starts_with("message\t") {
+                let lines = eval::parse_columns(&src, 3).map_err(bad)?;
+                let (what, report) = if header.starts_with("first\t") {
+                    (
+                        "follow-ups answered in context",
+                        eval::evaluate_followups(&engine, &lines, today),
+                    )
+                } else {
+                    (
+                        "filing offers with the right type and topic",
+                        eval::evaluate_filing(&engine, &lines, today),
+                    )
+                };
+                print!("{}", report.render(what, misses));
+                checks.push(("right", report.accuracy(), min_right, true));
+            } else {
+                let cases = eval::parse_tsv(&src).map_err(bad)?;
+                let report = eval::evaluate(&engine, &cases, today);
+                if dump {
+                    print!("{}", report.dump());
                 }
+                print!("{}", report.render(misses));
+                checks.extend([
+                    ("answer rate", report.answer_rate(), min_answer_rate, true),
+                    (
+                        "answer precision",
+                        report.answer_precision(),
+                        min_precision,
+                        true,
+                    ),
+                    (
+                        "right topic offered",
+                        report.offered_accuracy(),
+                        min_offered,
+                        true,
+                    ),
+                    (
+                        "false fallbacks",
+                        report.false_fallback_rate(),
+                        max_false_fallback,
+                        false,
+                    ),
+                    (
+                        "out-of-scope fallback",
+                        report.oos_fallback_rate(),
+                        min_oos_fallback,
+                        true,
+                    ),
+                    (
+                        "out-of-scope answered",
+                        report.oos_answered_rate(),
+                        max_oos_answered,
+                        false,
+                    ),
+                ]);
             }
+            let failed: Vec<String> = checks
+                .into_iter()
+                .filter_map(|(name, value, bound, is_min)| {
+                    let b = bound?;
+                    ((is_min && value < b) || (!is_min && value > b))
+                        .then(|| format!("{name} {value:.3} (bound {b})"))
+                })
+                .collect();
             if failed.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {

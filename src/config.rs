@@ -77,8 +77,8 @@ pub struct ChatConfig {
 impl Default for ChatConfig {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.55,
-            suggest_threshold: 0.40,
+            answer_threshold: 0.65,
+            suggest_threshold: 0.20,
             session_ttl_minutes: 120,
         }
     }

@@ -114,9 +114,11 @@ async fn free_text_with_typos_and_honest_fallback(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(v["match"]["topic"], "permiso_circulacion", "{v}");
     assert_eq!(v["match"]["fallback"], false);
+    assert_eq!(v["match"]["decision"], "answer");
 
     let (_, v) = say(&app, &sid, json!({"text": "receta de calzones rotos"})).await;
     assert_eq!(v["match"]["fallback"], true, "{v}");
+    assert_eq!(v["match"]["decision"], "fallback");
     assert!(v["match"]["intent"].is_null());
     let ways_out = button_ids(&v["reply"]);
     for id in ["menu", "quiero_que_me_contacten", "hacer_solicitud"] {
@@ -340,6 +342,7 @@ async fn a_tie_between_topics_is_asked_not_guessed() {
     // "permiso" alone: de circulación, de edificación, patente… The bot offers them.
     let (_, v) = say(&app, &sid, json!({"text": "permiso"})).await;
     assert_eq!(v["match"]["fallback"], false, "{v}");
+    assert_eq!(v["match"]["decision"], "clarify", "{v}");
     let ids = button_ids(&v["reply"]);
     assert!(
         ids.iter().filter(|b| b.starts_with("intent:")).count() >= 2,
@@ -371,4 +374,129 @@ async fn a_tie_between_topics_is_asked_not_guessed() {
     // "ayuda" alone asks for help; it is not a thank-you.
     let (_, v) = say(&app, &sid, json!({"text": "ayuda"})).await;
     assert_ne!(v["match"]["topic"], "despedida", "{v}");
+}
+
+/// The conversation carries over between messages, through the store (so another instance
+/// would continue it): a follow-up is answered for the last topic, a follow-up naming
+/// another topic goes there, and a clarifying question can be answered by typing.
+async fn the_conversation_gives_context(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (sid, _) = new_session(&app).await;
+    let (_, v) = say(
+        &app,
+        &sid,
+        json!({"text": "como saco la licencia de conducir por primera vez"}),
+    )
+    .await;
+    assert_eq!(v["match"]["decision"], "answer", "{v}");
+    assert_eq!(v["match"]["topic"], "licencia_conducir");
+
+    // Alone, "¿y cuánto sale?" names no subject: it is about the licence.
+    let (_, v) = say(&app, &sid, json!({"text": "¿y cuánto sale?"})).await;
+    assert_eq!(v["match"]["decision"], "answer", "{v}");
+    assert_eq!(v["match"]["topic"], "licencia_conducir", "{v}");
+    // A new conversation does not know what "it" is.
+    let (other, _) = new_session(&app).await;
+    let (_, v) = say(&app, &other, json!({"text": "¿y cuánto sale?"})).await;
+    assert_ne!(v["match"]["topic"], "licencia_conducir", "{v}");
+
+    // A follow-up that names another subject goes there.
+    let (_, v) = say(
+        &app,
+        &sid,
+        json!({"text": "y donde pago el permiso de circulacion?"}),
+    )
+    .await;
+    assert_eq!(v["match"]["topic"], "permiso_circulacion", "{v}");
+
+    // Something out of scope after an answer is still out of scope.
+    let (_, v) = say(&app, &sid, json!({"text": "receta de calzones rotos"})).await;
+    assert_eq!(v["match"]["decision"], "fallback", "{v}");
+
+    // In a new conversation, "permiso" alone is ambiguous; the clarifying question can be
+    // answered with the option's number. (Right after an answer about the circulation
+    // permit, the same word would be about that permit.)
+    let (sid, _) = new_session(&app).await;
+    let (_, v) = say(&app, &sid, json!({"text": "permiso"})).await;
+    assert_eq!(v["match"]["decision"], "clarify", "{v}");
+    let options: Vec<String> = button_ids(&v["reply"])
+        .into_iter()
+        .filter_map(|b| b.strip_prefix("intent:").map(String::from))
+        .collect();
+    assert!(options.len() >= 2, "{options:?}");
+    let (_, v) = say(&app, &sid, json!({"text": "la segunda"})).await;
+    assert_eq!(v["match"]["decision"], "answer", "{v}");
+    assert_eq!(v["match"]["intent"], options[1].as_str(), "{v}");
+}
+on_both_backends!(the_conversation_gives_context);
+
+/// A complaint typed in the chat offers a reclamo about what the resident is talking about,
+/// and the OIRS buttons clicked later keep that topic.
+#[tokio::test]
+async fn filing_offers_carry_the_conversation_topic() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let (sid, _) = new_session(&app).await;
+    let (_, v) = say(
+        &app,
+        &sid,
+        json!({"text": "quiero reclamar porque hace una semana no pasa el camion de la basura"}),
+    )
+    .await;
+    assert_eq!(v["match"]["topic"], "aseo_retiro", "{v}");
+    assert_eq!(
+        v["reply"]["filing"],
+        json!({"type": "reclamo", "topic": "aseo_retiro"}),
+        "{v}"
+    );
+    assert!(button_ids(&v["reply"]).contains(&"hacer_reclamo".to_string()));
+
+    // The generic "Hacer una solicitud" button keeps the topic of the conversation, and its
+    // link opens the form on it.
+    let (_, v) = say(&app, &sid, json!({"button": "hacer_solicitud"})).await;
+    assert_eq!(
+        v["reply"]["filing"],
+        json!({"type": "solicitud", "topic": "aseo_retiro"}),
+        "{v}"
+    );
+    let urls: Vec<&str> = v["reply"]["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter_map(|l| l["url"].as_str())
+        .collect();
+    assert!(
+        urls.contains(&"/oirs?tipo=solicitud&tema=aseo_retiro"),
+        "{urls:?}"
+    );
+
+    // A request about one's personal data is a datos_personales case.
+    let (fresh, _) = new_session(&app).await;
+    let (_, v) = say(
+        &app,
+        &fresh,
+        json!({"text": "quiero que borren mis datos personales de sus registros"}),
+    )
+    .await;
+    assert_eq!(v["reply"]["filing"]["type"], "datos_personales", "{v}");
+
+    // "Quiero poner un reclamo" alone names no topic: the form will ask for one.
+    let (fresh, _) = new_session(&app).await;
+    let (_, v) = say(&app, &fresh, json!({"text": "quiero poner un reclamo"})).await;
+    assert_eq!(
+        v["reply"]["filing"],
+        json!({"type": "reclamo", "topic": null}),
+        "{v}"
+    );
+    // Replies that offer no filing carry none.
+    let (_, v) = say(
+        &app,
+        &fresh,
+        json!({"text": "horario de atencion de la municipalidad"}),
+    )
+    .await;
+    assert!(v["reply"].get("filing").is_none(), "{v}");
 }

@@ -1,4 +1,4 @@
-//! Intent matching over a tantivy index in RAM.
+//! The BM25 evidence: intent matching over a tantivy index in RAM.
 //!
 //! Each catalog example (and each intent's keyword line) is a document with two fields: the
 //! stemmed Spanish words and the character trigrams of the words. A message becomes one
@@ -54,7 +54,7 @@ struct QueryTerm {
     fuzzy: bool,
 }
 
-pub struct Matcher {
+pub struct Bm25 {
     reader: IndexReader,
     words: Field,
     grams: Field,
@@ -75,7 +75,7 @@ pub struct Matcher {
     num_intents: f32,
 }
 
-impl Matcher {
+impl Bm25 {
     pub fn build(catalog: &Catalog) -> tantivy::Result<Self> {
         let mut schema = Schema::builder();
         let word_opts = TextOptions::default().set_indexing_options(
@@ -246,6 +246,29 @@ impl Matcher {
             }
         }
         best.map(|(_, _, s)| s.clone())
+    }
+
+    /// Share of the distinct meaningful stems of a message that the intents' examples know,
+    /// exactly or after a typo correction (1 when the message has none). Words only the
+    /// out-of-scope examples use ("netflix", "gmail") do not count as known.
+    pub fn known_share(&self, stems: &[String]) -> f32 {
+        let mut seen = HashSet::new();
+        let (mut known, mut total) = (0u32, 0u32);
+        for s in stems {
+            if !s.chars().any(char::is_alphabetic) || !seen.insert(s.as_str()) {
+                continue;
+            }
+            total += 1;
+            let knows = |stem: &str| self.intent_df.contains_key(stem);
+            if knows(s) || self.correct(s).is_some_and(|c| knows(&c)) {
+                known += 1;
+            }
+        }
+        if total == 0 {
+            1.0
+        } else {
+            known as f32 / total as f32
+        }
     }
 
     /// Ranks the intents for a message. `allowed` filters intents out (validity dates).

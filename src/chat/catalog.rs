@@ -45,6 +45,11 @@ pub struct Topic {
     pub department: Option<String>,
     pub menu_path: Option<String>,
     pub description: String,
+    /// The name residents and staff read (Spanish), e.g. "Alumbrado público".
+    pub label: Option<String>,
+    /// Whether a case can be about it. Chat-only topics (greetings, opening hours, tracking,
+    /// "quiero que me contacten") are not offered on the filing forms.
+    pub case: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -142,18 +147,36 @@ impl Catalog {
         self.intents.iter().find(|i| i.id == id)
     }
 
+    /// Position of an intent in `intents` (the matcher's numbering).
+    pub fn ordinal(&self, id: &str) -> Option<usize> {
+        self.intents.iter().position(|i| i.id == id)
+    }
+
     pub fn topic_ids(&self) -> impl Iterator<Item = &str> {
         self.topics.iter().map(|t| t.id.as_str())
     }
 
-    /// The resident-facing name of a topic: the title of its first intent (Spanish), else the
-    /// id made readable.
+    pub fn topic(&self, id: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.id == id)
+    }
+
+    /// The name people read for a topic: its label in `topics.tsv`, else the title of its
+    /// first intent, else the id made readable.
     pub fn topic_label(&self, topic: &str) -> String {
-        self.intents
-            .iter()
-            .find(|i| i.topic == topic)
-            .map(|i| i.title.clone())
+        self.topic(topic)
+            .and_then(|t| t.label.clone())
+            .or_else(|| {
+                self.intents
+                    .iter()
+                    .find(|i| i.topic == topic)
+                    .map(|i| i.title.clone())
+            })
             .unwrap_or_else(|| topic.replace('_', " "))
+    }
+
+    /// Whether a case can be filed about `topic`.
+    pub fn is_case_topic(&self, topic: &str) -> bool {
+        self.topic(topic).is_some_and(|t| t.case)
     }
 }
 
@@ -320,16 +343,30 @@ fn parse_topics(src: &str, loader: &mut Loader) -> Vec<Topic> {
             loader.error(
                 TOPICS_FILE,
                 Some(i + 1),
-                "expected 4 tab-separated columns: topic, department, menu, description",
+                "expected tab-separated columns: topic, department, menu, description[, label, case]",
             );
             continue;
         }
         let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        let case = match cols.get(5).map(|c| c.trim()) {
+            None | Some("") => false,
+            Some("si") => true,
+            Some(other) => {
+                loader.error(
+                    TOPICS_FILE,
+                    Some(i + 1),
+                    format!("case: {other:?} must be \"si\" or empty"),
+                );
+                false
+            }
+        };
         topics.push(Topic {
             id: cols[0].trim().to_string(),
             department: opt(cols[1]),
             menu_path: opt(cols[2]),
             description: cols[3].trim().to_string(),
+            label: cols.get(4).and_then(|c| opt(c)),
+            case,
         });
     }
     topics

@@ -1,30 +1,50 @@
-//! The conversation rules: greeting, button clicks, understanding free text, and the honest
-//! fallback. Plain functions over the catalog and the matcher; no HTTP, no database.
+//! The conversation rules: greeting, button clicks, understanding free text in the light of
+//! the conversation, and the honest fallback. Plain functions over the catalog and the
+//! matcher; no HTTP, no database.
 
 use std::path::Path;
 
 use chrono::NaiveDate;
 
 use super::catalog::{self, ButtonAction, Catalog, CatalogError, Finding, Intent};
+use super::classifier::TrainOptions;
+use super::conversation::{self, Conversation, Cues, Reading};
+use super::features::Analyzed;
 use super::matcher::{Matcher, Ranking};
-use super::{text, Alternative, Match, MenuNode, Reply, ReplyButton, ReplyLink};
+use super::{text, Alternative, Decision, Filing, Match, MenuNode, Reply, ReplyButton, ReplyLink};
 
 /// Button id that shows the initial menu again.
 pub const MENU_BUTTON: &str = "menu";
 /// Prefix of button ids that pick one of the alternatives offered when unsure.
 pub const INTENT_BUTTON_PREFIX: &str = "intent:";
+/// The botonera buttons that open a filing, and the case type each one files.
+const FILING_BUTTONS: &[(&str, &str)] = &[
+    ("hacer_reclamo", "reclamo"),
+    ("hacer_solicitud", "solicitud"),
+    ("sugerencias_felicitaciones", "sugerencia"),
+    ("quiero_que_me_contacten", "consulta"),
+];
+/// Topics whose intents only say "I want to file something"; the case is about the topic of
+/// the conversation when there is one.
+const GENERIC_TOPICS: &[&str] = &["reclamo", "solicitud", "sugerencia", "contactar_me"];
+/// The generic intents' topics that file a case.
+const FILING_TOPICS: &[&str] = &["reclamo", "solicitud", "sugerencia"];
+/// Topics that are a case type of their own.
+const TYPED_TOPICS: &[&str] = &["datos_personales", "transparencia"];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
+    /// Probability of the best topic at or above which the bot answers.
     pub answer: f32,
+    /// Probability below which the bot does not even offer choices: it falls back.
     pub suggest: f32,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
         Self {
-            answer: 0.55,
-            suggest: 0.40,
+            answer: 0.65,
+            suggest: 0.20,
         }
     }
 }
@@ -33,32 +53,64 @@ pub struct Engine {
     pub catalog: Catalog,
     pub matcher: Matcher,
     pub thresholds: Thresholds,
+    cues: Cues,
 }
 
-/// A button click the engine understood: the reply plus what analytics needs to know.
-pub struct Click {
+/// A reply with what analytics needs to know about it.
+pub struct Turn {
     pub reply: Reply,
     pub matched: Match,
-    pub button_id: String,
+    /// For a click: the button and its parent in the botonera.
+    pub button_id: Option<String>,
     pub parent_id: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct UnknownButton;
 
+/// What a message says a case would be about, beside a generic "quiero reclamar" intent.
+#[derive(Clone, Debug, Default)]
+struct Subject {
+    /// A specific topic ("aseo_retiro").
+    specific: Option<String>,
+    /// Whether it names anything beyond the wish to file.
+    named: bool,
+}
+
+/// The probability of a topic: the sum over its intents (the permit and its March campaign
+/// are one subject to the resident).
+#[derive(Clone, Debug)]
+struct TopicScore {
+    topic: String,
+    /// The topic's most likely intent.
+    intent: usize,
+    probability: f32,
+}
+
 impl Engine {
     pub fn new(catalog: Catalog, thresholds: Thresholds) -> Result<Self, CatalogError> {
-        let matcher = Matcher::build(&catalog).map_err(|e| {
+        Self::with_options(catalog, thresholds, &TrainOptions::default())
+    }
+
+    /// An engine whose classifier is trained with `options` (for tuning them).
+    pub fn with_options(
+        catalog: Catalog,
+        thresholds: Thresholds,
+        options: &TrainOptions,
+    ) -> Result<Self, CatalogError> {
+        let matcher = Matcher::build_with(&catalog, options).map_err(|e| {
             CatalogError(vec![Finding {
                 file: catalog.dir.display().to_string(),
                 line: None,
                 message: format!("cannot build the search index: {e}"),
             }])
         })?;
+        let cues = Cues::new(matcher.pipeline());
         Ok(Self {
             catalog,
             matcher,
             thresholds,
+            cues,
         })
     }
 
@@ -87,7 +139,7 @@ impl Engine {
         Reply {
             text: self.catalog.botonera.greeting.clone(),
             buttons: self.buttons(&self.catalog.botonera.roots),
-            links: Vec::new(),
+            ..Reply::default()
         }
     }
 
@@ -108,7 +160,7 @@ impl Engine {
             .collect()
     }
 
-    fn answer(&self, intent: &Intent) -> Reply {
+    fn answer_reply(&self, intent: &Intent) -> Reply {
         let mut buttons = self.buttons(&intent.buttons);
         if !intent.buttons.iter().any(|b| b == MENU_BUTTON) {
             buttons.extend(self.button(MENU_BUTTON));
@@ -124,6 +176,7 @@ impl Engine {
                     url: l.url.clone(),
                 })
                 .collect(),
+            filing: None,
         }
     }
 
@@ -133,6 +186,7 @@ impl Engine {
             topic: Some(intent.topic.clone()),
             confidence: 1.0,
             fallback: false,
+            decision: Decision::Answer,
             alternatives: Vec::new(),
         }
     }
@@ -145,7 +199,7 @@ impl Engine {
         Reply {
             text,
             buttons: self.buttons(&ids),
-            links: Vec::new(),
+            ..Reply::default()
         }
     }
 
@@ -157,12 +211,18 @@ impl Engine {
     }
 
     /// Handles a click on a botonera button, an alternative or the menu button.
-    pub fn click(&self, id: &str, today: NaiveDate) -> Result<Click, UnknownButton> {
+    pub fn click(
+        &self,
+        id: &str,
+        conv: &mut Conversation,
+        today: NaiveDate,
+    ) -> Result<Turn, UnknownButton> {
         if id == MENU_BUTTON {
-            return Ok(Click {
+            conv.choices.clear();
+            return Ok(Turn {
                 reply: self.greeting(),
-                matched: Match::default(),
-                button_id: id.into(),
+                matched: Match::default_for_menu(),
+                button_id: Some(id.into()),
                 parent_id: None,
             });
         }
@@ -172,45 +232,95 @@ impl Engine {
                 .intent(intent_id)
                 .filter(|i| i.valid_on(today))
                 .ok_or(UnknownButton)?;
-            return Ok(Click {
-                reply: self.answer(intent),
+            let mut reply = self.answer_reply(intent);
+            self.remember_answer(conv, intent);
+            self.offer_filing(&mut reply, conv, intent, None, Subject::default());
+            return Ok(Turn {
+                reply,
                 matched: Self::certain(intent),
-                button_id: id.into(),
+                button_id: Some(id.into()),
                 parent_id: None,
             });
         }
         let b = self.catalog.botonera.get(id).ok_or(UnknownButton)?;
         let (reply, matched) = match &b.action {
-            ButtonAction::Submenu(text) => (
-                Reply {
+            ButtonAction::Submenu(text) => {
+                conv.choices.clear();
+                let mut buttons = self.buttons(&b.children);
+                buttons.extend(self.button(MENU_BUTTON));
+                let reply = Reply {
                     text: text.clone(),
-                    buttons: {
-                        let mut v = self.buttons(&b.children);
-                        v.extend(self.button(MENU_BUTTON));
-                        v
-                    },
-                    links: Vec::new(),
-                },
-                Match::default(),
-            ),
-            ButtonAction::Intent(intent_id) => match self.catalog.intent(intent_id) {
-                Some(intent) => (self.answer(intent), Self::certain(intent)),
-                None => return Err(UnknownButton),
-            },
+                    buttons,
+                    ..Reply::default()
+                };
+                (reply, Match::default_for_menu())
+            }
+            ButtonAction::Intent(intent_id) => {
+                let intent = self.catalog.intent(intent_id).ok_or(UnknownButton)?;
+                let mut reply = self.answer_reply(intent);
+                // A filing button says what to file; the conversation says what about.
+                let case_type = FILING_BUTTONS
+                    .iter()
+                    .find(|(b, _)| *b == id)
+                    .map(|(_, t)| *t);
+                self.remember_answer(conv, intent);
+                self.offer_filing(&mut reply, conv, intent, case_type, Subject::default());
+                (reply, Self::certain(intent))
+            }
         };
-        Ok(Click {
+        Ok(Turn {
             reply,
             matched,
-            button_id: b.id.clone(),
+            button_id: Some(b.id.clone()),
             parent_id: b.parent.clone(),
         })
     }
 
-    /// Understands a free-text message, or says honestly that it did not.
+    /// Understands a message of a new conversation (the evaluation's view of a single line).
     pub fn understand(&self, message: &str, today: NaiveDate) -> (Reply, Match) {
+        let turn = self.respond(message, &mut Conversation::default(), today);
+        (turn.reply, turn.matched)
+    }
+
+    /// Understands a free-text message in the light of the conversation, or says honestly
+    /// that it did not; updates the conversation.
+    pub fn respond(&self, message: &str, conv: &mut Conversation, today: NaiveDate) -> Turn {
+        let analyzed = self.matcher.pipeline().analyze(message);
+        let reading = self.cues.read(&analyzed.stems, analyzed.words.len());
+        let (mut reply, matched) = self.interpret(message, &analyzed, &reading, conv, today);
+        match matched.decision {
+            Decision::Fallback => {
+                conv.misses += 1;
+                if conv.misses >= 2 {
+                    reply.text.push_str(
+                        "\n\nParece que no estoy logrando ayudarte. Si prefieres, deja tus datos en \
+                         «Quiero que me contacten» y una persona del municipio te responderá.",
+                    );
+                }
+            }
+            Decision::Answer => conv.misses = 0,
+            Decision::Clarify => {}
+        }
+        Turn {
+            reply,
+            matched,
+            button_id: None,
+            parent_id: None,
+        }
+    }
+
+    fn interpret(
+        &self,
+        message: &str,
+        analyzed: &Analyzed,
+        reading: &Reading,
+        conv: &mut Conversation,
+        today: NaiveDate,
+    ) -> (Reply, Match) {
+        let choices = std::mem::take(&mut conv.choices);
         if let Some(folio) = text::find_folio(message) {
             if let Some(intent) = self.intent_by_topic("seguimiento", today) {
-                let mut reply = self.answer(intent);
+                let mut reply = self.answer_reply(intent);
                 reply.links.insert(
                     0,
                     ReplyLink {
@@ -221,119 +331,566 @@ impl Engine {
                 return (reply, Self::certain(intent));
             }
         }
-        let words = self.matcher.synonyms().expand(message);
+        // A clarifying question answered by typing: "2", "la segunda", or the option's words.
+        if !choices.is_empty() {
+            if let Some(intent) = self.typed_choice(message, analyzed, &choices, today) {
+                return self.answer_in_context(intent, Self::certain(intent), conv, reading);
+            }
+        }
         for (set, topic) in [(text::GREETINGS, "saludo"), (text::FAREWELLS, "despedida")] {
-            if text::only_words_from(&words, set) {
+            if text::only_words_from(&analyzed.words, set) {
                 if let Some(intent) = self.intent_by_topic(topic, today) {
-                    return (self.answer(intent), Self::certain(intent));
+                    return (self.answer_reply(intent), Self::certain(intent));
                 }
             }
         }
+        let allowed = |ord: usize| self.catalog.intents[ord].valid_on(today);
+        // "¿Y cuánto sale?" after an answer is about that answer's subject.
+        if let Some((intent, confidence)) = self.follow_up(conv, analyzed, reading, &allowed) {
+            let mut m = Self::certain(intent);
+            m.confidence = round3(confidence);
+            return self.answer_in_context(intent, m, conv, reading);
+        }
+        let ranking = self.matcher.rank_analyzed(message, analyzed, allowed);
+        let (mut reply, m) = self.decide(&ranking, reading);
+        match m.decision {
+            Decision::Answer => {
+                if let Some(intent) = m.intent.as_deref().and_then(|id| self.catalog.intent(id)) {
+                    self.remember_answer(conv, intent);
+                    let subject = self.subject(intent, &ranking, reading);
+                    self.offer_filing(&mut reply, conv, intent, reading.case_type, subject);
+                }
+            }
+            Decision::Clarify => {
+                conv.choices = reply
+                    .buttons
+                    .iter()
+                    .filter_map(|b| b.id.strip_prefix(INTENT_BUTTON_PREFIX))
+                    .map(String::from)
+                    .collect();
+            }
+            Decision::Fallback => {}
+        }
+        (reply, m)
+    }
+
+    /// Answers `intent` for a message read in the conversation's light.
+    fn answer_in_context(
+        &self,
+        intent: &Intent,
+        matched: Match,
+        conv: &mut Conversation,
+        reading: &Reading,
+    ) -> (Reply, Match) {
+        let mut reply = self.answer_reply(intent);
+        self.remember_answer(conv, intent);
+        self.offer_filing(
+            &mut reply,
+            conv,
+            intent,
+            reading.case_type,
+            Subject::default(),
+        );
+        (reply, matched)
+    }
+
+    /// The intent a short message follows up on, with how sure the bot is: the last answered
+    /// intent, when the message names no subject of its own ("¿y cuánto sale?"), or when its
+    /// subject words do not point to another topic and, read together with the last answer,
+    /// the message is about the same topic ("¿y si estoy en Dicom igual puedo?").
+    fn follow_up(
+        &self,
+        conv: &Conversation,
+        analyzed: &Analyzed,
+        reading: &Reading,
+        allowed: &dyn Fn(usize) -> bool,
+    ) -> Option<(&Intent, f32)> {
+        if !reading.short {
+            return None;
+        }
+        let ord = conv
+            .intent
+            .as_deref()
+            .and_then(|id| self.catalog.ordinal(id))?;
+        let intent = Some(&self.catalog.intents[ord]).filter(|_| allowed(ord))?;
+        let together = format!("{} {}", intent.title, analyzed.words.join(" "));
+        let with_context = self.topics(&self.matcher.rank(&together, allowed));
+        let context_p = with_context
+            .iter()
+            .find(|t| t.topic == intent.topic)
+            .map(|t| t.probability)
+            .unwrap_or(0.0);
+        if reading.follow_up() {
+            return Some((intent, context_p.max(self.thresholds.answer)));
+        }
+        // The subject words alone: another topic, or none of the municipality's business
+        // ("una receta de calzones rotos"), and it is not a follow-up, unless it opens like one
+        // ("¿y si estoy en Dicom?"). Words the catalog does not know at all leave the question
+        // to the context.
+        let alone = self.matcher.rank(&reading.subject.join(" "), allowed);
+        let best_alone = self.topics(&alone).into_iter().next();
+        let p_alone = best_alone.as_ref().map(|t| t.probability).unwrap_or(0.0);
+        let continues = matches!(
+            analyzed.words.first().map(String::as_str),
+            Some("y" | "e" | "pero" | "entonces" | "oye" | "igual")
+        );
+        if !continues
+            && (alone.known < 0.5 || (best_alone.is_some() && alone.out_of_scope >= p_alone))
+        {
+            return None;
+        }
+        if let Some(other) = best_alone {
+            if other.topic != intent.topic && other.probability >= self.thresholds.answer {
+                return None;
+            }
+        }
+        let first = with_context.first()?;
+        (first.topic == intent.topic && first.probability >= self.thresholds.suggest)
+            .then_some((intent, first.probability))
+    }
+
+    fn typed_choice(
+        &self,
+        message: &str,
+        analyzed: &Analyzed,
+        choices: &[String],
+        today: NaiveDate,
+    ) -> Option<&Intent> {
+        let valid = |id: &str| self.catalog.intent(id).filter(|i| i.valid_on(today));
+        if let Some(i) = conversation::choice_by_number(&analyzed.words, choices.len()) {
+            return valid(&choices[i]);
+        }
+        // The option's own words: the choice whose title shares the most stems with the
+        // message, when exactly one does best.
+        let mine: std::collections::HashSet<&String> = analyzed.stems.iter().collect();
+        let mut best: Option<(usize, &str)> = None;
+        let mut tie = false;
+        for id in choices {
+            let Some(intent) = valid(id) else { continue };
+            let title = self.matcher.pipeline().analyze(&intent.title);
+            let shared = title.stems.iter().filter(|s| mine.contains(s)).count();
+            match best {
+                Some((n, _)) if shared == n => tie = true,
+                Some((n, _)) if shared < n => {}
+                _ => {
+                    best = Some((shared, id));
+                    tie = false;
+                }
+            }
+        }
+        if let Some((n, id)) = best {
+            if n > 0 && !tie {
+                return valid(id);
+            }
+        }
+        // Otherwise, the classifier limited to the choices, when it is clear.
+        let ranking = self.matcher.rank(message, |ord| {
+            choices.contains(&self.catalog.intents[ord].id)
+                && self.catalog.intents[ord].valid_on(today)
+        });
+        let top = ranking.candidates.first()?;
+        (top.confidence >= self.thresholds.answer && ranking.out_of_scope < top.confidence)
+            .then(|| &self.catalog.intents[top.intent])
+    }
+
+    fn remember_answer(&self, conv: &mut Conversation, intent: &Intent) {
+        if matches!(intent.topic.as_str(), "saludo" | "despedida") {
+            return;
+        }
+        conv.intent = Some(intent.id.clone());
+        if self.catalog.is_case_topic(&intent.topic)
+            && !GENERIC_TOPICS.contains(&intent.topic.as_str())
+        {
+            conv.case_topic = Some(intent.topic.clone());
+        }
+    }
+
+    /// For a generic intent ("quiero poner un reclamo por…"), what the message says the case
+    /// is about: a specific topic the classifier sees plausibly beside the generic intent, or
+    /// just that it names something beyond "I want to file a complaint".
+    fn subject(&self, intent: &Intent, ranking: &Ranking, reading: &Reading) -> Subject {
+        if !GENERIC_TOPICS.contains(&intent.topic.as_str()) || !reading.names_subject {
+            return Subject::default();
+        }
+        let specific = ranking
+            .candidates
+            .iter()
+            .filter(|c| c.confidence >= SUBJECT_MIN)
+            .map(|c| &self.catalog.intents[c.intent].topic)
+            .find(|t| self.catalog.is_case_topic(t) && !GENERIC_TOPICS.contains(&t.as_str()))
+            .cloned();
+        Subject {
+            specific,
+            named: true,
+        }
+    }
+
+    /// When the reply offers to file a case (an OIRS button or link), or the resident's words
+    /// call for one (a complaint, a request, a compliment), says what case: the type the
+    /// words or the button chose, and the topic of the conversation. The OIRS links are
+    /// rewritten to open the form on it.
+    fn offer_filing(
+        &self,
+        reply: &mut Reply,
+        conv: &Conversation,
+        intent: &Intent,
+        wanted: Option<&str>,
+        subject: Subject,
+    ) {
+        let offers = |reply: &Reply| {
+            reply
+                .buttons
+                .iter()
+                .any(|b| FILING_BUTTONS.iter().any(|(id, _)| *id == b.id))
+                || reply.links.iter().any(|l| l.url.starts_with("/oirs"))
+        };
+        if !offers(reply) {
+            let Some(wanted) = wanted else { return };
+            self.add_filing_button(reply, wanted);
+            if !offers(reply) {
+                return;
+            }
+        }
+        let link_type = reply
+            .links
+            .iter()
+            .find(|l| l.url.starts_with("/oirs"))
+            .and_then(|l| query_param(&l.url, "tipo"));
+        let topic = intent.topic.as_str();
+        let case_type = if TYPED_TOPICS.contains(&topic) {
+            topic.to_string()
+        } else if topic == "sugerencia" {
+            match wanted {
+                Some("felicitacion") => "felicitacion".to_string(),
+                _ => "sugerencia".to_string(),
+            }
+        } else {
+            wanted
+                .map(String::from)
+                .or(link_type)
+                .unwrap_or_else(|| "solicitud".into())
+        };
+        let case_topic = if TYPED_TOPICS.contains(&topic) {
+            Some(topic.to_string())
+        } else if case_type == "felicitacion" {
+            // Compliments go to the OIRS, which passes them on.
+            Some("sugerencia".to_string())
+        } else if GENERIC_TOPICS.contains(&topic) {
+            // A complaint about the municipality itself (staff, attention) is its own subject;
+            // "quiero poner un reclamo" alone names none, and the resident will choose.
+            subject
+                .specific
+                .or_else(|| conv.case_topic.clone())
+                .or_else(|| {
+                    (subject.named && self.catalog.is_case_topic(topic)).then(|| topic.to_string())
+                })
+        } else if self.catalog.is_case_topic(topic) {
+            Some(topic.to_string())
+        } else {
+            conv.case_topic.clone()
+        };
+        let filing = Filing {
+            case_type,
+            topic: case_topic,
+        };
+        for l in reply
+            .links
+            .iter_mut()
+            .filter(|l| l.url.starts_with("/oirs"))
+        {
+            l.url = oirs_url(&filing);
+        }
+        reply.filing = Some(filing);
+    }
+
+    /// Adds the botonera button that files a case of `case_type`, before "Menú principal".
+    fn add_filing_button(&self, reply: &mut Reply, case_type: &str) {
+        let id = match case_type {
+            "reclamo" => "hacer_reclamo",
+            "sugerencia" | "felicitacion" => "sugerencias_felicitaciones",
+            _ => "hacer_solicitud",
+        };
+        if let Some(b) = self.button(id) {
+            let at = reply
+                .buttons
+                .iter()
+                .position(|b| b.id == MENU_BUTTON)
+                .unwrap_or(reply.buttons.len());
+            reply.buttons.insert(at, b);
+        }
+    }
+
+    /// How a message is read, for people tuning the catalog (`ventanilla intents explain`).
+    pub fn explain(&self, message: &str, today: NaiveDate) -> String {
+        use std::fmt::Write as _;
+        let analyzed = self.matcher.pipeline().analyze(message);
         let ranking = self
             .matcher
             .rank(message, |ord| self.catalog.intents[ord].valid_on(today));
-        self.decide(&ranking)
+        let (reply, m) = self.understand(message, today);
+        let mut s = String::new();
+        let folds = self.matcher.fold_report();
+        let _ = writeln!(
+            s,
+            "classifier: {:.3} right on {} held-out catalog examples, temperature {:.2}",
+            folds.accuracy, folds.examples, folds.temperature
+        );
+        let _ = writeln!(s, "words: {}", analyzed.words.join(" "));
+        let _ = writeln!(s, "stems: {}", analyzed.stems.join(" "));
+        let _ = writeln!(
+            s,
+            "known share: {:.2}   out of scope: {:.3}",
+            ranking.known, ranking.out_of_scope
+        );
+        for c in &ranking.candidates {
+            let i = &self.catalog.intents[c.intent];
+            let _ = writeln!(
+                s,
+                "  {:.3}  (bm25 {:.3})  {} [{}]",
+                c.probability, c.evidence, i.id, i.topic
+            );
+        }
+        let _ = writeln!(
+            s,
+            "decision: {:?} {} {:.3}  filing: {:?}",
+            m.decision,
+            m.intent.as_deref().unwrap_or("-"),
+            m.confidence,
+            reply.filing
+        );
+        s
     }
 
-    fn distinct_topics(&self, ranking: &Ranking) -> Vec<Alternative> {
-        let mut out: Vec<Alternative> = Vec::new();
+    /// The signals the decision is made from, one TSV row (for studying the decision rule on
+    /// tuning sets): best topic, its probability, the runner-up's, out of scope, known share,
+    /// the best topic's BM25 evidence.
+    pub fn signals(&self, message: &str, today: NaiveDate) -> String {
+        let ranking = self
+            .matcher
+            .rank(message, |ord| self.catalog.intents[ord].valid_on(today));
+        let analyzed = self.matcher.pipeline().analyze(message);
+        let reading = self.cues.read(&analyzed.stems, analyzed.words.len());
+        let mut topics = self.topics(&ranking);
+        self.merge_filing_with_subject(&mut topics, &reading);
+        let first = topics.first();
+        let evidence = first
+            .and_then(|t| ranking.candidates.iter().find(|c| c.intent == t.intent))
+            .map(|c| c.evidence)
+            .unwrap_or(0.0);
+        let bm25_best = ranking
+            .candidates
+            .iter()
+            .map(|c| c.evidence)
+            .fold(0.0f32, f32::max);
+        let bm25_topic = ranking
+            .candidates
+            .iter()
+            .max_by(|a, b| a.evidence.total_cmp(&b.evidence))
+            .map(|c| self.catalog.intents[c.intent].topic.as_str())
+            .unwrap_or("-");
+        format!(
+            "{}\t{:.4}\t{}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{bm25_topic}",
+            first.map(|t| t.topic.as_str()).unwrap_or("-"),
+            first.map(|t| t.probability).unwrap_or(0.0),
+            topics.get(1).map(|t| t.topic.as_str()).unwrap_or("-"),
+            topics.get(1).map(|t| t.probability).unwrap_or(0.0),
+            ranking.out_of_scope,
+            ranking.known,
+            evidence,
+            bm25_best,
+        )
+    }
+
+    /// Groups the ranking by topic, best first.
+    fn topics(&self, ranking: &Ranking) -> Vec<TopicScore> {
+        let mut out: Vec<TopicScore> = Vec::new();
         for c in &ranking.candidates {
-            let intent = &self.catalog.intents[c.intent];
-            if out.iter().any(|a| a.topic == intent.topic) {
-                continue;
+            let topic = &self.catalog.intents[c.intent].topic;
+            match out.iter_mut().find(|t| &t.topic == topic) {
+                Some(t) => t.probability += c.confidence,
+                None => out.push(TopicScore {
+                    topic: topic.clone(),
+                    intent: c.intent,
+                    probability: c.confidence,
+                }),
             }
-            out.push(Alternative {
-                intent: intent.id.clone(),
-                topic: intent.topic.clone(),
-                confidence: round3(c.confidence),
-            });
         }
+        out.sort_by(|a, b| b.probability.total_cmp(&a.probability));
         out
     }
 
-    fn decide(&self, ranking: &Ranking) -> (Reply, Match) {
-        let ranked = self.distinct_topics(ranking);
-        let Some(best) = ranked.first() else {
-            let m = Match {
-                fallback: true,
-                ..Match::default()
-            };
-            return (
+    /// "Quiero reclamar por el hoyo de mi calle": the wish to file (a generic OIRS intent) and
+    /// its subject (a service) are one request, not two options to choose from. The subject
+    /// takes both probabilities, except for compliments and suggestions, which the OIRS
+    /// answers itself.
+    fn merge_filing_with_subject(&self, topics: &mut Vec<TopicScore>, reading: &Reading) {
+        let generic = |t: &TopicScore| FILING_TOPICS.contains(&t.topic.as_str());
+        let specific = |t: &TopicScore| {
+            self.catalog.is_case_topic(&t.topic) && !GENERIC_TOPICS.contains(&t.topic.as_str())
+        };
+        let [a, b, ..] = topics.as_slice() else {
+            return;
+        };
+        let pair = (generic(a) && specific(b)) || (specific(a) && generic(b));
+        if !pair || b.probability < a.probability * SUBJECT_SHARE {
+            return;
+        }
+        let praise = matches!(reading.case_type, Some("felicitacion" | "sugerencia"));
+        let generic_at = if generic(a) { 0 } else { 1 };
+        let drop = if praise { 1 - generic_at } else { generic_at };
+        let gone = topics.remove(drop);
+        topics[0].probability += gone.probability;
+        topics.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    }
+
+    fn decide(&self, ranking: &Ranking, reading: &Reading) -> (Reply, Match) {
+        let mut topics = self.topics(ranking);
+        self.merge_filing_with_subject(&mut topics, reading);
+        let alternative = |t: &TopicScore| Alternative {
+            intent: self.catalog.intents[t.intent].id.clone(),
+            topic: t.topic.clone(),
+            confidence: round3(t.probability),
+        };
+        let fallback = |confidence: f32, alternatives: Vec<Alternative>| {
+            (
                 self.fallback_reply(self.catalog.botonera.fallback.clone()),
-                m,
-            );
+                Match {
+                    confidence: round3(confidence),
+                    fallback: true,
+                    decision: Decision::Fallback,
+                    alternatives,
+                    ..Match::default()
+                },
+            )
         };
-        let alternatives: Vec<Alternative> = ranked.iter().skip(1).take(2).cloned().collect();
+        let Some(best) = topics.first() else {
+            return fallback(0.0, Vec::new());
+        };
+        // Words the catalog has never seen make any guess less sure.
+        let confidence = best.probability * (KNOWN_FLOOR + (1.0 - KNOWN_FLOOR) * ranking.known);
         let t = self.thresholds;
-        // Two intents of different topics tied for first ("permiso": de circulación or de
-        // edificación?): asking beats guessing, however confident each looks alone.
-        let tied = match ranking.candidates.as_slice() {
-            [first, second, ..] => {
-                first.lead < AMBIGUOUS_LEAD
-                    && self.catalog.intents[first.intent].topic
-                        != self.catalog.intents[second.intent].topic
-            }
-            _ => false,
-        };
-        if best.confidence >= t.answer && !tied {
-            let intent = self
-                .catalog
-                .intent(&best.intent)
-                .expect("ranked intents come from the catalog");
-            let m = Match {
-                intent: Some(best.intent.clone()),
-                topic: Some(best.topic.clone()),
-                confidence: best.confidence,
-                fallback: false,
-                alternatives,
-            };
-            return (self.answer(intent), m);
+        if confidence < t.suggest || ranking.out_of_scope >= best.probability * OUT_OF_SCOPE_RATIO {
+            return fallback(confidence, topics.iter().take(3).map(alternative).collect());
         }
-        if best.confidence >= t.suggest {
-            // Unsure: offer the likely intents as buttons, plus the ways out.
-            let mut buttons: Vec<ReplyButton> = ranked
+        let second = topics.get(1).map(|s| s.probability).unwrap_or(0.0);
+        let evidence_of = |t: &TopicScore| {
+            ranking
+                .candidates
                 .iter()
-                .take(3)
-                .filter(|a| a.confidence >= t.suggest * 0.6)
-                .filter_map(|a| {
-                    Some(ReplyButton {
-                        id: format!("{INTENT_BUTTON_PREFIX}{}", a.intent),
-                        label: self.catalog.intent(&a.intent)?.title.clone(),
-                    })
-                })
-                .collect();
-            buttons.extend(self.fallback_reply(String::new()).buttons);
+                .find(|c| c.intent == t.intent)
+                .map(|c| c.evidence)
+                .unwrap_or(0.0)
+        };
+        let evidence = evidence_of(best);
+        // One or two words the examples of two topics use alike ("permiso": de circulación or
+        // de edificación?): the classifier's preference comes from how many examples each has,
+        // not from the message, so the bot asks.
+        let tied =
+            |t: &TopicScore| evidence > 0.0 && evidence_of(t) >= evidence * (1.0 - KEYWORD_TIE);
+        let keyword_tie = reading.meaningful <= 2 && topics.iter().skip(1).any(tied);
+        let close = second >= best.probability * CLOSE_RATIO || keyword_tie;
+        let alternatives: Vec<Alternative> =
+            topics.iter().skip(1).take(2).map(alternative).collect();
+        let intent = &self.catalog.intents[best.intent];
+        // The classifier may be sure of a topic whose examples share little with the message
+        // (a word it weighs heavily, in another sense): an answer also needs BM25 evidence.
+        // A resident who asks to file ("solicito…", "reclamo por…") has said what they want:
+        // the subject needs less certainty, as the form shows it to confirm or change.
+        let bar = if reading.files {
+            t.answer * FILING_ANSWER_SHARE
+        } else {
+            t.answer
+        };
+        if confidence >= bar && !close && evidence >= EVIDENCE_MIN {
             let m = Match {
-                intent: Some(best.intent.clone()),
-                topic: Some(best.topic.clone()),
-                confidence: best.confidence,
+                intent: Some(intent.id.clone()),
+                topic: Some(intent.topic.clone()),
+                confidence: round3(confidence),
                 fallback: false,
+                decision: Decision::Answer,
                 alternatives,
             };
-            let reply = Reply {
-                text: self.catalog.botonera.suggest.clone(),
-                buttons,
-                links: Vec::new(),
-            };
-            return (reply, m);
+            return (self.answer_reply(intent), m);
         }
+        // Unsure: offer the plausible topics as buttons, plus the ways out.
+        let mut buttons: Vec<ReplyButton> = topics
+            .iter()
+            .filter(|c| c.probability >= best.probability * OFFER_RATIO || (keyword_tie && tied(c)))
+            .take(3)
+            .map(|c| {
+                let i = &self.catalog.intents[c.intent];
+                ReplyButton {
+                    id: format!("{INTENT_BUTTON_PREFIX}{}", i.id),
+                    label: i.title.clone(),
+                }
+            })
+            .collect();
+        buttons.extend(self.fallback_reply(String::new()).buttons);
         let m = Match {
-            intent: None,
-            topic: None,
-            confidence: best.confidence,
-            fallback: true,
-            alternatives: ranked.iter().take(3).cloned().collect(),
+            intent: Some(intent.id.clone()),
+            topic: Some(intent.topic.clone()),
+            confidence: round3(confidence),
+            fallback: false,
+            decision: Decision::Clarify,
+            alternatives,
         };
-        (
-            self.fallback_reply(self.catalog.botonera.fallback.clone()),
-            m,
-        )
+        let reply = Reply {
+            text: self.catalog.botonera.suggest.clone(),
+            buttons,
+            ..Reply::default()
+        };
+        (reply, m)
     }
 }
 
-/// Below this lead over the runner-up of another topic, the bot offers both instead of
-/// answering (measured on the dev and held-out sets: only wrong guesses fall under it).
-const AMBIGUOUS_LEAD: f32 = 0.025;
+impl Match {
+    /// The match of a menu click: nothing understood, nothing missed.
+    fn default_for_menu() -> Self {
+        Match {
+            decision: Decision::Answer,
+            ..Match::default()
+        }
+    }
+}
+
+// The decision's constants, chosen on the tuning sets (dev, regression, tuning; never on the
+// held-out set) with the figures of the README.
+/// A second topic at least this share of the best one's probability makes the bot ask.
+const CLOSE_RATIO: f32 = 0.6;
+/// Topics offered as choices must reach this share of the best one's probability.
+const OFFER_RATIO: f32 = 0.25;
+/// The confidence of a message whose words the intents never use keeps this share.
+const KNOWN_FLOOR: f32 = 0.25;
+/// The bot falls back when "out of scope" is at least this many times as likely as the best
+/// topic.
+const OUT_OF_SCOPE_RATIO: f32 = 1.5;
+/// A subject beside a generic filing intent must reach this share of its probability to be
+/// taken as what the case is about.
+const SUBJECT_SHARE: f32 = 0.2;
+/// BM25 evidence within this share of the best one's makes a one- or two-word message a tie.
+const KEYWORD_TIE: f32 = 0.025;
+/// Share of the answer threshold a message that asks to file a case needs.
+const FILING_ANSWER_SHARE: f32 = 0.8;
+/// BM25 evidence an answer needs.
+const EVIDENCE_MIN: f32 = 0.3;
+/// The probability a specific subject needs beside a generic intent to be taken as the case's topic.
+const SUBJECT_MIN: f32 = 0.08;
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// The `/oirs` link that opens the form on a filing.
+pub fn oirs_url(filing: &Filing) -> String {
+    match &filing.topic {
+        Some(t) => format!("/oirs?tipo={}&tema={t}", filing.case_type),
+        None => format!("/oirs?tipo={}", filing.case_type),
+    }
+}
 
 fn round3(x: f32) -> f32 {
     (x * 1000.0).round() / 1000.0

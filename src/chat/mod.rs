@@ -1,8 +1,12 @@
 //! Asistente virtual: the intent catalog, the matcher, the botonera and the conversation.
 
+pub mod bm25;
 pub mod catalog;
+pub mod classifier;
+pub mod conversation;
 pub mod engine;
 pub mod eval;
+pub mod features;
 pub mod matcher;
 pub mod routes;
 pub mod session;
@@ -20,6 +24,32 @@ pub struct Reply {
     pub text: String,
     pub buttons: Vec<ReplyButton>,
     pub links: Vec<ReplyLink>,
+    /// Present when the reply offers to file an OIRS case: what the case would be, from the
+    /// conversation. The widget's form starts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filing: Option<Filing>,
+}
+
+/// The case a reply offers to file: its type and the topic the conversation is about (null
+/// only when the conversation named none; the resident then chooses).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Filing {
+    #[serde(rename = "type")]
+    pub case_type: String,
+    pub topic: Option<String>,
+}
+
+/// What a reply does with the message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Answers `intent`.
+    Answer,
+    /// Asks the resident to choose among the alternatives.
+    Clarify,
+    /// Did not understand and offered a way out.
+    #[default]
+    Fallback,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -39,8 +69,9 @@ pub struct Match {
     pub intent: Option<String>,
     pub topic: Option<String>,
     pub confidence: f32,
-    /// True when the bot did not understand and offered a way out.
+    /// True exactly when `decision` is `fallback`.
     pub fallback: bool,
+    pub decision: Decision,
     pub alternatives: Vec<Alternative>,
 }
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::engine::UnknownButton;
 use super::session;
-use super::{Match, MenuNode, Reply};
+use super::{Decision, Match, MenuNode, Reply};
 use crate::analytics::{mask_personal_data, Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
@@ -108,26 +108,29 @@ pub async fn post_message(
     let engine = state.chat.engine();
     let today = now.with_timezone(&state.tz).date_naive();
 
-    let (mut reply, matched) = match &input {
+    let (reply, matched) = match &input {
         Input::Button(id) => {
-            let click = engine.click(id, today).map_err(|UnknownButton| {
-                ApiError::invalid("button", format!("unknown button {id:?}"))
-            })?;
+            let turn = engine
+                .click(id, &mut sess, today)
+                .map_err(|UnknownButton| {
+                    ApiError::invalid("button", format!("unknown button {id:?}"))
+                })?;
             state.recorder.record(Interaction {
                 occurred_at: now,
                 session_id: Some(session_id.clone()),
                 kind: InteractionKind::Button,
-                button_id: Some(click.button_id.clone()),
-                parent_id: click.parent_id.clone(),
-                intent: click.matched.intent.clone(),
-                topic: click.matched.topic.clone(),
-                confidence: click.matched.intent.as_ref().map(|_| 1.0),
+                button_id: turn.button_id.clone(),
+                parent_id: turn.parent_id.clone(),
+                intent: turn.matched.intent.clone(),
+                topic: turn.matched.topic.clone(),
+                confidence: turn.matched.intent.as_ref().map(|_| 1.0),
                 ..Interaction::default()
             });
-            (click.reply, click.matched)
+            (turn.reply, turn.matched)
         }
         Input::Text(text) => {
-            let (reply, m) = engine.understand(text, today);
+            let turn = engine.respond(text, &mut sess, today);
+            let m = &turn.matched;
             state.recorder.record(Interaction {
                 occurred_at: now,
                 session_id: Some(session_id.clone()),
@@ -139,10 +142,10 @@ pub async fn post_message(
                 text_masked: Some(mask_personal_data(text)),
                 ..Interaction::default()
             });
-            (reply, m)
+            (turn.reply, turn.matched)
         }
     };
-    if matched.topic.as_deref() == Some("contactar_me") {
+    if matched.decision == Decision::Answer && matched.topic.as_deref() == Some("contactar_me") {
         state.recorder.record(Interaction {
             occurred_at: now,
             session_id: Some(session_id.clone()),
@@ -151,17 +154,6 @@ pub async fn post_message(
         });
     }
 
-    if matched.fallback {
-        sess.misses += 1;
-        if sess.misses >= 2 {
-            reply.text.push_str(
-                "\n\nParece que no estoy logrando ayudarte. Si prefieres, deja tus datos en \
-                 «Quiero que me contacten» y una persona del municipio te responderá.",
-            );
-        }
-    } else if matched.intent.is_some() {
-        sess.misses = 0;
-    }
     let now_ms = now.timestamp_millis();
     if loaded.needs_save(&sess, now_ms) {
         session::save(&state.soft_store, &session_id, &sess, now_ms).await?;

@@ -1,25 +1,14 @@
 //! Chat sessions live in the store, so any instance behind the load balancer can continue a
 //! conversation.
 
-use serde::{Deserialize, Serialize};
-
+use super::conversation::Conversation;
 use crate::store::{Store, StoreError};
 use crate::with_pool;
-
-/// What the bot remembers between messages. Kept small on purpose: the row is rewritten
-/// only when this changes (or the idle clock needs refreshing), so most messages cost a read
-/// and no durable write.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SessionState {
-    /// Consecutive messages the bot did not understand; after two it insists on a person.
-    #[serde(default)]
-    pub misses: u32,
-}
 
 /// A session as loaded: its state and when it was last written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loaded {
-    pub state: SessionState,
+    pub state: Conversation,
     pub updated_at: i64,
 }
 
@@ -28,13 +17,13 @@ pub const TOUCH_EVERY_MS: i64 = 60_000;
 
 impl Loaded {
     /// Whether saving `next` at `now` is needed.
-    pub fn needs_save(&self, next: &SessionState, now: i64) -> bool {
+    pub fn needs_save(&self, next: &Conversation, now: i64) -> bool {
         &self.state != next || now - self.updated_at >= TOUCH_EVERY_MS
     }
 }
 
 pub async fn create(store: &Store, id: &str, now: i64) -> Result<(), StoreError> {
-    let state = serde_json::to_string(&SessionState::default()).unwrap_or_else(|_| "{}".into());
+    let state = serde_json::to_string(&Conversation::default()).unwrap_or_else(|_| "{}".into());
     let _gate = store.write_gate().await;
     with_pool!(store, pool => {
         sqlx::query("INSERT INTO chat_sessions (id, created_at, updated_at, state) VALUES ($1, $2, $2, $3)")
@@ -65,7 +54,7 @@ pub async fn load(store: &Store, id: &str, not_before: i64) -> Result<Option<Loa
 pub async fn save(
     store: &Store,
     id: &str,
-    state: &SessionState,
+    state: &Conversation,
     now: i64,
 ) -> Result<(), StoreError> {
     let state = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
@@ -100,11 +89,17 @@ mod tests {
     #[test]
     fn saves_only_on_change_or_when_stale() {
         let loaded = Loaded {
-            state: SessionState { misses: 0 },
+            state: Conversation::default(),
             updated_at: 1_000,
         };
-        assert!(!loaded.needs_save(&SessionState { misses: 0 }, 1_000 + TOUCH_EVERY_MS - 1));
-        assert!(loaded.needs_save(&SessionState { misses: 1 }, 1_001));
-        assert!(loaded.needs_save(&SessionState { misses: 0 }, 1_000 + TOUCH_EVERY_MS));
+        assert!(!loaded.needs_save(&Conversation::default(), 1_000 + TOUCH_EVERY_MS - 1));
+        assert!(loaded.needs_save(
+            &Conversation {
+                misses: 1,
+                ..Conversation::default()
+            },
+            1_001
+        ));
+        assert!(loaded.needs_save(&Conversation::default(), 1_000 + TOUCH_EVERY_MS));
     }
 }
