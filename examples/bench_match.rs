@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
         engine.matcher.num_docs()
     );
     println!("messages: {} x {rounds} rounds", cases.len());
-    println!("match latency   p50 {p50:>8.1} us   p99 {p99:>8.1} us   max {max:>8.1} us   (goal p99 <= 500 us)");
+    println!("match latency   p50 {p50:>8.1} us   p99 {p99:>8.1} us   max {max:>8.1} us   (goal p99 <= 300 us)");
     println!(
         "baseline (normalise only) p50 {b50:.1} us; match p50 = {:.1} x baseline",
         p50 / b50.max(0.001)

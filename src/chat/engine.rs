@@ -346,13 +346,28 @@ impl Engine {
         }
         let allowed = |ord: usize| self.catalog.intents[ord].valid_on(today);
         // "¿Y cuánto sale?" after an answer is about that answer's subject.
-        if let Some((intent, confidence)) = self.follow_up(conv, analyzed, reading, &allowed) {
-            let mut m = Self::certain(intent);
-            m.confidence = round3(confidence);
+        let last = self.last_answered(conv, reading, &allowed);
+        if let Some(intent) = last.filter(|_| reading.follow_up()) {
+            let m = self
+                .in_context(intent, analyzed, &allowed)
+                .unwrap_or_else(|| {
+                    let mut m = Self::certain(intent);
+                    m.confidence = self.thresholds.answer;
+                    m
+                });
             return self.answer_in_context(intent, m, conv, reading);
         }
         let ranking = self.matcher.rank_analyzed(message, analyzed, allowed);
         let (mut reply, m) = self.decide(&ranking, reading);
+        // Not understood alone: maybe it is understood after the last answer ("¿y si estoy
+        // en Dicom igual puedo?").
+        if m.decision != Decision::Answer {
+            if let Some(intent) = last {
+                if let Some(m) = self.follow_up(intent, analyzed, reading, &allowed) {
+                    return self.answer_in_context(intent, m, conv, reading);
+                }
+            }
+        }
         match m.decision {
             Decision::Answer => {
                 if let Some(intent) = m.intent.as_deref().and_then(|id| self.catalog.intent(id)) {
@@ -394,17 +409,13 @@ impl Engine {
         (reply, matched)
     }
 
-    /// The intent a short message follows up on, with how sure the bot is: the last answered
-    /// intent, when the message names no subject of its own ("¿y cuánto sale?"), or when its
-    /// subject words do not point to another topic and, read together with the last answer,
-    /// the message is about the same topic ("¿y si estoy en Dicom igual puedo?").
-    fn follow_up(
+    /// The intent answered last, when the message is short enough to follow up on it.
+    fn last_answered(
         &self,
         conv: &Conversation,
-        analyzed: &Analyzed,
         reading: &Reading,
         allowed: &dyn Fn(usize) -> bool,
-    ) -> Option<(&Intent, f32)> {
+    ) -> Option<&Intent> {
         if !reading.short {
             return None;
         }
@@ -412,21 +423,38 @@ impl Engine {
             .intent
             .as_deref()
             .and_then(|id| self.catalog.ordinal(id))?;
-        let intent = Some(&self.catalog.intents[ord]).filter(|_| allowed(ord))?;
+        Some(&self.catalog.intents[ord]).filter(|_| allowed(ord))
+    }
+
+    /// The message read together with the last answer's title: the match for `intent`, if
+    /// that is what the pair is about.
+    fn in_context(
+        &self,
+        intent: &Intent,
+        analyzed: &Analyzed,
+        allowed: &dyn Fn(usize) -> bool,
+    ) -> Option<Match> {
         let together = format!("{} {}", intent.title, analyzed.words.join(" "));
-        let with_context = self.topics(&self.matcher.rank(&together, allowed));
-        let context_p = with_context
-            .iter()
-            .find(|t| t.topic == intent.topic)
-            .map(|t| t.probability)
-            .unwrap_or(0.0);
-        if reading.follow_up() {
-            return Some((intent, context_p.max(self.thresholds.answer)));
-        }
-        // The subject words alone: another topic, or none of the municipality's business
-        // ("una receta de calzones rotos"), and it is not a follow-up, unless it opens like one
-        // ("¿y si estoy en Dicom?"). Words the catalog does not know at all leave the question
-        // to the context.
+        let topics = self.topics(&self.matcher.rank(&together, allowed));
+        let first = topics.first()?;
+        (first.topic == intent.topic && first.probability >= self.thresholds.suggest).then(|| {
+            let mut m = Self::certain(intent);
+            m.confidence = round3(first.probability);
+            m
+        })
+    }
+
+    /// Whether a short message the bot did not understand alone follows up on `intent`: its
+    /// subject words do not point to another topic or out of scope ("una receta de calzones
+    /// rotos"), unless it opens like a follow-up ("¿y si…?"), and read together with the last
+    /// answer it is about the same topic.
+    fn follow_up(
+        &self,
+        intent: &Intent,
+        analyzed: &Analyzed,
+        reading: &Reading,
+        allowed: &dyn Fn(usize) -> bool,
+    ) -> Option<Match> {
         let alone = self.matcher.rank(&reading.subject.join(" "), allowed);
         let best_alone = self.topics(&alone).into_iter().next();
         let p_alone = best_alone.as_ref().map(|t| t.probability).unwrap_or(0.0);
@@ -434,6 +462,8 @@ impl Engine {
             analyzed.words.first().map(String::as_str),
             Some("y" | "e" | "pero" | "entonces" | "oye" | "igual")
         );
+        // Words the catalog does not know at all leave the question to the context only
+        // when the message opens like a follow-up.
         if !continues
             && (alone.known < 0.5 || (best_alone.is_some() && alone.out_of_scope >= p_alone))
         {
@@ -444,9 +474,7 @@ impl Engine {
                 return None;
             }
         }
-        let first = with_context.first()?;
-        (first.topic == intent.topic && first.probability >= self.thresholds.suggest)
-            .then_some((intent, first.probability))
+        self.in_context(intent, analyzed, allowed)
     }
 
     fn typed_choice(

@@ -155,25 +155,6 @@ impl Synonyms {
     }
 }
 
-/// Trigrams of each word, padded so word starts and ends count: "luz" → "^lu luz uz$".
-/// This is what lets a misspelt word still meet its catalog twin.
-pub fn char_grams(words: &[String]) -> String {
-    let mut out = String::new();
-    for w in words {
-        if w.len() < 3 || STOP_WORDS.contains(&w.as_str()) {
-            continue;
-        }
-        let padded: Vec<char> = format!("^{w}$").chars().collect();
-        for g in padded.windows(3) {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.extend(g.iter());
-        }
-    }
-    out
-}
-
 /// Finds an OIRS folio (`OIRS-2026-000123`) in a message.
 pub fn find_folio(text: &str) -> Option<String> {
     let upper = text.to_uppercase();
