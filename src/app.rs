@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use crate::analytics::Recorder;
 use crate::chat::catalog::CatalogError;
 use crate::chat::engine::{Engine, Thresholds};
+use crate::chat::session::Sessions;
 use crate::chat::ChatService;
 use crate::config::Config;
 use crate::http::middleware::Metrics;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub chat: ChatService,
     pub recorder: Recorder,
+    /// Chat sessions (on the relaxed-durability store).
+    pub sessions: Sessions,
     /// A real argon2 hash of nothing useful, so failed logins for unknown users cost the same.
     pub dummy_hash: String,
     /// Business-day calendar, cached; refreshed on admin changes and periodically.
@@ -61,10 +64,11 @@ impl AppState {
             config: Arc::new(config),
             tz,
             store,
-            soft_store,
             metrics: Arc::new(Metrics::new()),
             chat: ChatService::new(engine),
             recorder,
+            sessions: Sessions::new(soft_store.clone()),
+            soft_store,
             dummy_hash,
             calendar: Arc::new(tokio::sync::RwLock::new(Arc::new(calendar))),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
@@ -111,6 +115,7 @@ impl AppState {
             self.outbox_wake.clone(),
         )?;
         let mut handles = vec![tokio::spawn(worker.run())];
+        handles.extend(self.sessions.start_flusher());
         let state = self.clone();
         handles.push(tokio::spawn(async move {
             let every = std::time::Duration::from_secs(state.config.alerts_interval_secs.max(1));
@@ -139,7 +144,7 @@ impl AppState {
                 tick.tick().await;
                 let ttl = state.config.chat.session_ttl_minutes * 60_000;
                 let cutoff = crate::store::now_millis() - ttl;
-                match crate::chat::session::purge_idle(&state.soft_store, cutoff).await {
+                match state.sessions.purge_idle(cutoff).await {
                     Ok(n) if n > 0 => tracing::info!(sessions = n, "idle chat sessions purged"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
@@ -186,6 +191,9 @@ impl AppState {
     /// Flushes background writers and closes the store.
     pub async fn shutdown(&self) {
         self.recorder.shutdown().await;
+        if let Err(e) = self.sessions.flush().await {
+            tracing::warn!(error = %e, "chat sessions not written at shutdown");
+        }
         self.soft_store.close().await;
         self.store.close().await;
     }

@@ -150,6 +150,15 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     .await
     .expect("join");
     assert!(status.0.success(), "exit status {:?}", status.0);
+
+    // The conversation's memory, kept in memory with SQLite, was written before exiting.
+    let pool = sqlx::SqlitePool::connect(&db).await.expect("reopen");
+    let (state,): (String,) = sqlx::query_as("SELECT state FROM chat_sessions WHERE id = $1")
+        .bind(sid)
+        .fetch_one(&pool)
+        .await
+        .expect("session row");
+    assert!(state.contains("horario_atencion"), "{state}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -500,3 +500,32 @@ async fn filing_offers_carry_the_conversation_topic() {
     .await;
     assert!(v["reply"].get("filing").is_none(), "{v}");
 }
+
+/// The conversation's memory reaches the store: at once with PostgreSQL, written behind within
+/// a moment with SQLite (which keeps it in memory too), so a restart or another instance
+/// continues it.
+async fn conversation_state_reaches_the_store(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (sid, _) = new_session(&app).await;
+    let (_, v) = say(
+        &app,
+        &sid,
+        json!({"text": "que dias pasa el camion de la basura"}),
+    )
+    .await;
+    assert_eq!(v["match"]["topic"], "aseo_retiro", "{v}");
+    let sql = "SELECT state FROM chat_sessions WHERE id = $1";
+    let stored = common::wait_for(Duration::from_secs(10), || async {
+        let row: (String,) = ventanilla::with_pool!(&app.state.soft_store, pool => {
+            sqlx::query_as(sql).bind(&sid).fetch_one(pool).await.expect("row")
+        });
+        row.0.contains("aseo_retiro").then_some(row.0)
+    })
+    .await
+    .expect("the session's state is written");
+    let state: Value = serde_json::from_str(&stored).expect("json");
+    assert_eq!(state["case_topic"], "aseo_retiro");
+}
+on_both_backends!(conversation_state_reaches_the_store);

@@ -108,6 +108,9 @@ pub async fn insert_batch(store: &Store, tz: Tz, batch: &[Interaction]) -> Resul
     Ok(())
 }
 
+/// How long the writer waits for a batch to fill after its first event.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Interaction>,
@@ -183,6 +186,15 @@ async fn writer(
         };
         let Some(first) = first else { break };
         batch.push(first);
+        // Give the batch a moment to fill: under load, one insert of many rows instead of many
+        // inserts of a few (each a round trip to the store and a wake-up of this task).
+        if !*stop.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                // Shutting down: what is queued is written, then the loop ends.
+                _ = stop.changed() => rx.close(),
+            }
+        }
         while batch.len() < batch_size {
             match rx.try_recv() {
                 Ok(ev) => batch.push(ev),

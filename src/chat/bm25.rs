@@ -19,7 +19,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{doc, Index, IndexReader, Searcher, Term};
 
 use super::catalog::Catalog;
-use super::text::{self, Synonyms};
+use super::text;
 
 /// How much a typo-corrected word counts against an exact one.
 const FUZZY_WEIGHT: f32 = 0.7;
@@ -43,6 +43,9 @@ pub struct Candidate {
 pub struct Ranking {
     /// Best first, one per intent, at most a handful.
     pub candidates: Vec<Candidate>,
+    /// Share of the distinct meaningful stems of the message that the intents' examples know,
+    /// exactly or after a typo correction (1 when the message has none).
+    pub known: f32,
 }
 
 struct QueryTerm {
@@ -55,8 +58,6 @@ struct QueryTerm {
 pub struct Bm25 {
     reader: IndexReader,
     words: Field,
-    analyzer: TextAnalyzer,
-    synonyms: Synonyms,
     /// doc → intent ordinal, per segment.
     doc_intent: Vec<Vec<u32>>,
     /// stem → number of documents holding it.
@@ -166,8 +167,6 @@ impl Bm25 {
         Ok(Self {
             reader,
             words,
-            analyzer,
-            synonyms,
             doc_intent,
             vocab,
             intent_df,
@@ -177,10 +176,6 @@ impl Bm25 {
             out_of_scope: real,
             num_docs: num_docs.max(1) as f32,
         })
-    }
-
-    pub fn synonyms(&self) -> &Synonyms {
-        &self.synonyms
     }
 
     /// How specific a stem is to few intents: the weight of its evidence for confidence.
@@ -232,59 +227,44 @@ impl Bm25 {
         best.map(|(_, _, s)| s.clone())
     }
 
-    /// Share of the distinct meaningful stems of a message that the intents' examples know,
-    /// exactly or after a typo correction (1 when the message has none). Words only the
-    /// out-of-scope examples use ("netflix", "gmail") do not count as known.
-    pub fn known_share(&self, stems: &[String]) -> f32 {
-        let mut seen = HashSet::new();
-        let (mut known, mut total) = (0u32, 0u32);
-        for s in stems {
-            if !s.chars().any(char::is_alphabetic) || !seen.insert(s.as_str()) {
-                continue;
-            }
-            total += 1;
-            let knows = |stem: &str| self.intent_df.contains_key(stem);
-            if knows(s) || self.correct(s).is_some_and(|c| knows(&c)) {
-                known += 1;
-            }
-        }
-        if total == 0 {
-            1.0
-        } else {
-            known as f32 / total as f32
-        }
-    }
-
-    /// Ranks the intents for a message. `allowed` filters intents out (validity dates).
-    pub fn rank(&self, message: &str, allowed: impl Fn(usize) -> bool) -> Ranking {
-        let expanded = self.synonyms.expand(message);
-        let joined = expanded.join(" ");
-        let mut analyzer = self.analyzer.clone();
-        let stems = analyze(&mut analyzer, &joined);
+    /// Ranks the intents for a message's stems (the pipeline's analysis, synonyms applied).
+    /// `allowed` filters intents out (validity dates).
+    pub fn rank(&self, stems: &[String], allowed: impl Fn(usize) -> bool) -> Ranking {
         let mut seen = HashSet::new();
         let mut terms: Vec<QueryTerm> = Vec::new();
         let mut unknown_weight = 0.0f32;
-        for s in &stems {
-            if !seen.insert(s.clone()) {
+        let (mut known, mut meaningful) = (0u32, 0u32);
+        for s in stems {
+            if !seen.insert(s.as_str()) {
                 continue;
             }
+            let alphabetic = s.chars().any(char::is_alphabetic);
+            meaningful += u32::from(alphabetic);
             if self.vocab.contains_key(s) {
+                known += u32::from(alphabetic && self.intent_df.contains_key(s));
                 terms.push(QueryTerm {
                     stem: s.clone(),
                     weight: self.specificity(s),
                     fuzzy: false,
                 });
             } else if let Some(fixed) = self.correct(s) {
+                known += u32::from(alphabetic && self.intent_df.contains_key(&fixed));
                 terms.push(QueryTerm {
                     weight: self.specificity(&fixed),
                     stem: fixed,
                     fuzzy: true,
                 });
-            } else if s.chars().any(char::is_alphabetic) {
+            } else if alphabetic {
                 // A word the catalog has never seen: it counts against every intent.
                 unknown_weight += UNKNOWN_WEIGHT;
             }
         }
+        // Words only the out-of-scope examples use ("netflix", "gmail") are not known.
+        let known = if meaningful == 0 {
+            1.0
+        } else {
+            known as f32 / meaningful as f32
+        };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for t in &terms {
             let q = TermQuery::new(
@@ -295,7 +275,10 @@ impl Bm25 {
             clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
         }
         if clauses.is_empty() {
-            return Ranking::default();
+            return Ranking {
+                candidates: Vec::new(),
+                known,
+            };
         }
         let searcher: Searcher = self.reader.searcher();
         let query = BooleanQuery::new(clauses);
@@ -383,7 +366,7 @@ impl Bm25 {
             c.confidence = (c.confidence * (1.0 - LEAD_PENALTY + LEAD_PENALTY * lead) * damping)
                 .clamp(0.0, 1.0);
         }
-        Ranking { candidates }
+        Ranking { candidates, known }
     }
 
     /// Share of the message's evidence (specificity-weighted words) that intent `ord`

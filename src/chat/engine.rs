@@ -357,7 +357,7 @@ impl Engine {
                 });
             return self.answer_in_context(intent, m, conv, reading);
         }
-        let ranking = self.matcher.rank_analyzed(message, analyzed, allowed);
+        let ranking = self.matcher.rank_analyzed(analyzed, allowed);
         let (mut reply, m) = self.decide(&ranking, reading);
         // Not understood alone: maybe it is understood after the last answer ("¿y si estoy
         // en Dicom igual puedo?").

@@ -173,17 +173,21 @@ impl Vocabulary {
     /// The TF-IDF vector of an analysed message over the known features (unknown ones are
     /// dropped), words and character n-grams each normalised, then the whole to unit length.
     pub fn vectorize(&self, a: &Analyzed) -> SparseVec {
-        let mut counts: HashMap<u32, f32> = HashMap::new();
-        for (h, _) in raw_features(a) {
-            if let Some(&i) = self.index.get(&h) {
-                *counts.entry(i).or_default() += 1.0;
+        let mut known: Vec<u32> = raw_features(a)
+            .into_iter()
+            .filter_map(|(h, _)| self.index.get(&h).copied())
+            .collect();
+        known.sort_unstable();
+        let mut v: SparseVec = Vec::with_capacity(known.len());
+        for i in known {
+            match v.last_mut() {
+                Some((j, tf)) if *j == i => *tf += 1.0,
+                _ => v.push((i, 1.0)),
             }
         }
-        let mut v: SparseVec = counts
-            .into_iter()
-            .map(|(i, tf)| (i, (1.0 + tf.ln()) * self.idf[i as usize]))
-            .collect();
-        v.sort_unstable_by_key(|&(i, _)| i);
+        for (i, x) in v.iter_mut() {
+            *x = (1.0 + x.ln()) * self.idf[*i as usize];
+        }
         let (mut word_norm, mut char_norm) = (0.0f32, 0.0f32);
         for &(i, x) in &v {
             if self.is_char[i as usize] {

@@ -114,16 +114,12 @@ impl Matcher {
     /// probability goes to the others, as if they were not in the catalog.
     pub fn rank(&self, message: &str, allowed: impl Fn(usize) -> bool) -> Ranking {
         let analyzed = self.pipeline.analyze(message);
-        self.rank_analyzed(message, &analyzed, allowed)
+        self.rank_analyzed(&analyzed, allowed)
     }
 
-    pub fn rank_analyzed(
-        &self,
-        message: &str,
-        analyzed: &Analyzed,
-        allowed: impl Fn(usize) -> bool,
-    ) -> Ranking {
-        let known = self.bm25.known_share(&analyzed.stems);
+    pub fn rank_analyzed(&self, analyzed: &Analyzed, allowed: impl Fn(usize) -> bool) -> Ranking {
+        let evidence = self.bm25.rank(&analyzed.stems, &allowed);
+        let known = evidence.known;
         let x = self.vocab.vectorize(analyzed);
         if x.is_empty() {
             return Ranking {
@@ -145,7 +141,6 @@ impl Matcher {
                 *v /= kept;
             }
         }
-        let evidence = self.bm25.rank(message, &allowed);
         let evidence_of = |ord: usize| {
             evidence
                 .candidates

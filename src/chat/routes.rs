@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::engine::UnknownButton;
-use super::session;
 use super::{Decision, Match, MenuNode, Reply};
 use crate::analytics::{mask_personal_data, Interaction, InteractionKind};
 use crate::app::AppState;
@@ -69,7 +68,7 @@ pub async fn create_session(
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = Utc::now();
-    session::create(&state.soft_store, &id, now.timestamp_millis()).await?;
+    state.sessions.create(&id, now.timestamp_millis()).await?;
     state.recorder.record(Interaction {
         occurred_at: now,
         session_id: Some(id.clone()),
@@ -101,7 +100,9 @@ pub async fn post_message(
     let now = Utc::now();
     let ttl = chrono::Duration::minutes(state.config.chat.session_ttl_minutes);
     let not_before = (now - ttl).timestamp_millis();
-    let loaded = session::load(&state.soft_store, &session_id, not_before)
+    let loaded = state
+        .sessions
+        .load(&session_id, not_before)
         .await?
         .ok_or_else(|| ApiError::not_found("chat session (it may have expired)"))?;
     let mut sess = loaded.state.clone();
@@ -156,7 +157,7 @@ pub async fn post_message(
 
     let now_ms = now.timestamp_millis();
     if loaded.needs_save(&sess, now_ms) {
-        session::save(&state.soft_store, &session_id, &sess, now_ms).await?;
+        state.sessions.save(&session_id, &sess, now_ms).await?;
     }
     Ok(Json(MessageOut { reply, matched }))
 }

@@ -273,10 +273,7 @@ pub async fn file_case(
     if let Some(sid) = &case.chat_session_id {
         let ttl = chrono::Duration::minutes(state.config.chat.session_ttl_minutes);
         let not_before = (Utc::now() - ttl).timestamp_millis();
-        if crate::chat::session::load(&state.soft_store, sid, not_before)
-            .await?
-            .is_none()
-        {
+        if state.sessions.load(sid, not_before).await?.is_none() {
             return Err(ApiError::invalid(
                 "chat_session_id",
                 "unknown or expired chat session",
