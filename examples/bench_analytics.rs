@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         tz,
         calendar: &cal,
         botonera: &cat.botonera,
+        intent_titles: cat.intent_titles(),
         municipality: "Municipalidad de prueba".into(),
         hours: BusinessHours::default(),
         today: Utc::now().with_timezone(&tz).date_naive(),

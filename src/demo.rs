@@ -125,7 +125,7 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
         (
             24,
             "felicitacion",
-            "horario_atencion",
+            "sugerencia",
             "Quiero felicitar a la funcionaria de la OIRS que me atendió muy bien.",
             &[(
                 EventKind::Responder,
@@ -135,7 +135,7 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
         (
             30,
             "solicitud",
-            "permisos_edificacion",
+            "certificados_dom",
             "Necesito un certificado de número para mi propiedad en calle Serrano.",
             &[(EventKind::Iniciar, "")],
         ),
@@ -168,8 +168,9 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
         } else {
             Channel::Chat
         };
-        let case =
-            validate(&input, state, channel, received).map_err(|e| anyhow::anyhow!(e.message))?;
+        let case = validate(&input, state, channel, received)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         let (_, filed) = file_and_answer(state, case, None)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -179,12 +180,16 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
                 kind: *kind,
                 department: None,
                 text: Some(text.to_string()).filter(|t| !t.is_empty()),
+                duplicate_of: None,
+                topic: None,
             };
+            let engine = state.chat.engine();
             service::apply_event(
                 &state.store,
                 state.tz,
                 &cal,
                 state.channels(),
+                &engine.catalog.case_topic_ids(),
                 actor,
                 &filed.folio,
                 &ev,

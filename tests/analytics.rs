@@ -267,7 +267,7 @@ async fn monthly_report_tells_it_in_sentences(backend: Backend) {
     );
     assert!(obs.contains(&"Un 76,9% de las interacciones totales se hicieron en horario hábil entre 9:00 y 18:00 horas."), "{obs:?}");
     assert!(obs.contains(
-        &"El 66,7% de los usuarios que ingresó al botón Direcciones, Teléfonos y Correos consultó por la opción Contactos Telefónicos."
+        &"El 66,7% de los usuarios que ingresó al botón Direcciones, teléfonos y correos consultó por la opción Contactos telefónicos."
     ), "{obs:?}");
     assert!((v["fallback_rate"].as_f64().expect("f") - 2.0 / 6.0).abs() < 1e-9);
     assert_eq!(v["unanswered"][0]["label"], "receta de queque");
@@ -283,7 +283,7 @@ async fn monthly_report_tells_it_in_sentences(backend: Backend) {
         .await
         .expect("t");
     assert!(csv.starts_with("section,key,label,count,share"));
-    assert!(csv.contains("botonera,direcciones_telefonos_correos/contactos_telefonicos,Contactos Telefónicos,2,0.6667"), "{csv}");
+    assert!(csv.contains("botonera,direcciones_telefonos_correos/contactos_telefonicos,Contactos telefónicos,2,0.6667"), "{csv}");
     let html = app
         .client
         .get(app.url("/api/v1/reports/monthly/2026-04"))

@@ -209,7 +209,7 @@ async fn menu_endpoint_returns_the_tree() {
         .iter()
         .find(|n| n["id"] == "pagos_servicios_online")
         .expect("pagos button");
-    assert_eq!(pagos["label"], "Pagos y Servicios Online");
+    assert_eq!(pagos["label"], "Pagos y servicios en línea");
     let labels: Vec<&str> = pagos["children"]
         .as_array()
         .expect("children")
@@ -217,10 +217,10 @@ async fn menu_endpoint_returns_the_tree() {
         .map(|c| c["label"].as_str().expect("label"))
         .collect();
     for l in [
-        "Pagos Online",
-        "Permiso de Circulación",
+        "Pagos en línea",
+        "Permiso de circulación",
         "Patentes",
-        "Licencia de Conducir",
+        "Licencia de conducir",
     ] {
         assert!(labels.contains(&l), "{labels:?}");
     }

@@ -38,9 +38,54 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
     assert!(html.contains(r#"<form method="post" action="/oirs""#));
     assert_eq!(html.matches("<script").count(), 1);
     assert!(html.contains(r#"<script src="/widget.js" defer"#));
+    let token = html
+        .split(r#"name="token" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("one-time token")
+        .to_string();
+
+    // Without a topic in the link, nothing is chosen for the resident: "Elija un tema". Only
+    // topics a case can be about are listed, in Spanish alphabetical order.
+    let html = app.get("/oirs?tipo=reclamo").await.text().await.expect("t");
+    assert!(html.contains(r#"<option value="">Elija un tema</option>"#));
+    let topics = html.split(r#"<select id="tema""#).nth(1).expect("topics");
+    assert!(!topics.contains(" selected>"), "no topic preselected");
+    assert!(
+        !topics.contains(r#"value="horario_atencion""#),
+        "chat-only topic listed"
+    );
+    assert!(!topics.contains(r#"value="seguimiento""#));
+    let at = |label: &str| topics.find(label).expect(label);
+    assert!(at("Áreas verdes") < at("Becas"), "Spanish collation");
+
+    // An empty form reports every problem at once, each beside its field and in a summary at
+    // the top that links to it.
+    let r = app
+        .client
+        .post(app.url("/oirs"))
+        .form(&form(&[("token", &token)]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.expect("html");
+    for field in ["tipo", "tema", "descripcion", "nombre", "consentimiento"] {
+        assert!(
+            html.contains(&format!(r#"id="{field}-error""#)),
+            "{field}: {html}"
+        );
+        assert!(
+            html.contains(&format!(r##"<a href="#{field}">"##)),
+            "{field} in summary"
+        );
+    }
+    assert!(html.contains("Revise estos 5 campos"), "{html}");
+    assert!(html.contains("Elija el tema de su caso."), "sentence case");
 
     // A bad RUT comes back beside its field, with what was typed kept.
     let mut fields = form(&[
+        ("token", &token),
         ("tipo", "reclamo"),
         ("tema", "alumbrado_publico"),
         (
@@ -48,6 +93,7 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
             "La luminaria del pasaje está apagada hace días.",
         ),
         ("nombre", "Rosa Muñoz"),
+        ("correo", "rosa@example.cl"),
         ("rut", "12.345.678-9"),
         ("consentimiento", "si"),
     ]);
@@ -64,25 +110,31 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
         html.contains(r#"id="rut-error""#) && html.contains("dígito verificador"),
         "{html}"
     );
-    assert!(html.contains(r#"aria-describedby="rut-error""#));
+    assert!(html.contains(r#"rut-hint rut-error""#));
     assert!(html.contains("Rosa Muñoz"), "typed values are kept");
 
-    // Missing consent is named too.
-    fields[4].1 = "12.345.678-5".into();
-    fields.pop();
+    // A description without a topic gets a suggestion to confirm; nothing is filed yet.
+    let mut no_topic = fields.clone();
+    no_topic[2].1 = String::new();
+    no_topic[6].1 = "12.345.678-5".into();
     let html = app
         .client
         .post(app.url("/oirs"))
-        .form(&fields)
+        .form(&no_topic)
         .send()
         .await
         .expect("post")
         .text()
         .await
         .expect("t");
-    assert!(html.contains(r#"id="consentimiento-error""#));
+    assert!(
+        html.contains("sugerimos el tema «Alumbrado público»"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="alumbrado_publico" selected>"#));
 
-    fields.push(("consentimiento".into(), "si".into()));
+    // Filed: Post/Redirect/Get to a receipt that says which unit received the case.
+    fields[6].1 = "12.345.678-5".into();
     let r = app
         .client
         .post(app.url("/oirs"))
@@ -91,7 +143,14 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
         .await
         .expect("post");
     assert_eq!(r.status(), 200);
+    assert!(r.url().path().ends_with("/oirs/recibido"), "{}", r.url());
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let receipt = r.url().clone();
     let html = r.text().await.expect("html");
+    assert!(
+        html.contains("Dirección de Aseo y Ornato"),
+        "the unit is named: {html}"
+    );
     let folio = html
         .split("OIRS-")
         .nth(1)
@@ -101,11 +160,40 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
         .find("Código de seguimiento: <strong class=\"code\">")
         .expect("code")
         + 45;
-    let code = &html[code_start..code_start + 12];
+    let code = html[code_start..code_start + 12].to_string();
 
-    let page = app
-        .get(&format!("/seguimiento?folio={folio}&code={code}"))
+    // Reloading the receipt, or posting the same form again (back button, double click),
+    // files nothing more.
+    let receipt = format!("{}?{}", receipt.path(), receipt.query().unwrap_or(""));
+    let again = app.get(&receipt).await.text().await.expect("t");
+    assert!(again.contains(&folio));
+    let r = app
+        .client
+        .post(app.url("/oirs"))
+        .form(&fields)
+        .send()
         .await
+        .expect("post");
+    assert!(r.text().await.expect("t").contains(&folio), "same case");
+    let cases: (i64,) = ventanilla::with_pool!(&app.state.store, pool => {
+        sqlx::query_as("SELECT COUNT(*) FROM cases").fetch_one(pool).await.expect("count")
+    });
+    assert_eq!(cases.0, 1);
+
+    // Tracking is a POST: the code stays out of the address. The page names the unit and
+    // dates every step.
+    let track = |secret: (&'static str, String)| {
+        app.client
+            .post(app.url("/seguimiento"))
+            .form(&[
+                ("folio".to_string(), folio.clone()),
+                (secret.0.to_string(), secret.1),
+            ])
+            .send()
+    };
+    let page = track(("code", code.clone()))
+        .await
+        .expect("post")
         .text()
         .await
         .expect("t");
@@ -113,18 +201,30 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
         page.contains(&folio) && page.contains("Derivado a la unidad responsable"),
         "{page}"
     );
-    let page = app
-        .get(&format!("/seguimiento?folio={folio}&rut=12345678-5"))
+    assert!(
+        page.contains("Unidad responsable</dt><dd>Dirección de Aseo y Ornato"),
+        "{page}"
+    );
+    assert!(!page.contains("aseo_ornato"), "no raw ids: {page}");
+    assert!(page.contains(r#"<span class="when">"#), "dated history");
+    let page = track(("rut", "12345678-5".into()))
         .await
+        .expect("post")
         .text()
         .await
         .expect("t");
     assert!(page.contains("Derivado a la unidad responsable"));
-    let r = app
-        .get(&format!("/seguimiento?folio={folio}&code=XXXXXXXXXXXX"))
-        .await;
+    let r = track(("code", "XXXXXXXXXXXX".into())).await.expect("post");
     assert_eq!(r.status(), 404);
     assert!(r.text().await.expect("t").contains("No encontramos"));
+    // A code in the address is not looked up.
+    let page = app
+        .get(&format!("/seguimiento?folio={folio}&code={code}"))
+        .await
+        .text()
+        .await
+        .expect("t");
+    assert!(!page.contains("Historial"));
 
     let css = app.get("/static/site.css").await;
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
@@ -178,7 +278,7 @@ async fn widget_assets_are_compressed_cached_small_and_carry_the_profile_contact
         .starts_with("text/javascript"));
     let js = r.text().await.expect("js");
     assert!(
-        js.contains(r#"const PROFILE = {"correo":"oirs@tome.cl","municipio":"Municipalidad de Tomé","telefono":"+56 41 240 6400"}"#),
+        js.contains(r#"const PROFILE = {"correo":"oirs@tome.cl","municipio":"Municipalidad de Tomé","telefono":"+56 41 240 6400","trato":"usted"}"#),
         "profile not injected"
     );
 }

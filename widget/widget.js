@@ -14,7 +14,43 @@
 
   // The service replaces this with the municipality profile's contact data when it serves the
   // file, so the widget can show them while the service is unreachable.
-  const PROFILE = /*PROFILE*/ { municipio: "", telefono: "", correo: "" };
+  const PROFILE = /*PROFILE*/ { municipio: "", telefono: "", correo: "", trato: "usted" };
+  // Every sentence the widget says, in the municipality's register (its profile's "trato").
+  const T = PROFILE.trato === "tu" ? {
+    launcher: "¿Te ayudo? Chatea con el municipio", placeholder: "Escribe tu consulta…", label: "Escribe tu consulta",
+    me: "Tú: ", foot: "No compartas claves ni datos bancarios en el chat.",
+    meanwhile: "Mientras tanto puedes llamar al ", orWrite: " o escribir a ",
+    limited: (w) => `Recibimos muchos mensajes seguidos desde tu conexión y debemos pausar un momento. Espera unos ${w} segundos: lo volveremos a intentar solos y tu mensaje sigue escrito.`,
+    offline: (m, w) => `No pudimos conectarnos con el asistente${m}. Revisa tu conexión; lo intentaremos de nuevo en ${w} segundos y tu mensaje sigue escrito.`,
+    gone: "Esa opción ya no está disponible. Te muestro el menú para seguir.",
+    describe: "Describe tu caso", name: "Tu nombre", emailHint: "Te enviaremos el folio y la respuesta.",
+    rutHint: "Permite seguir el caso sin el código.", codeHint: "O bien, en vez del código, el RUT que indicaste:",
+    errDescription: "Describe tu caso con al menos 10 caracteres.", errName: "Escribe tu nombre.",
+    errConsent: "Para ingresar el caso debes aceptar que la municipalidad use tus datos para responderte.",
+    errType: "Elige el tipo de caso.", errTopic: "Elige el tema de tu caso.", errForm: "Revisa los datos del formulario.",
+    errFolio: "Escribe el folio como OIRS-2026-000123.", errSecret: "Escribe el código de seguimiento o el RUT.",
+    notFound: "No encontramos un caso con esos datos. Revisa el folio y el código o el RUT.",
+    filed: "¡Listo! Recibimos tu caso. Guarda estos datos para seguirlo:",
+    mailed: "Te enviamos un correo de confirmación con estos datos.", notMailed: "No te llegará un correo: anota el folio y el código.",
+    chooseType: "Elige el tipo de caso", chooseTopic: "Elige un tema", fix: (n) => n === 1 ? "Revisa este campo:" : `Revisa estos ${n} campos:`,
+  } : {
+    launcher: "¿Le ayudo? Converse con el municipio", placeholder: "Escriba su consulta…", label: "Escriba su consulta",
+    me: "Usted: ", foot: "No comparta claves ni datos bancarios en el chat.",
+    meanwhile: "Mientras tanto puede llamar al ", orWrite: " o escribir a ",
+    limited: (w) => `Recibimos muchos mensajes seguidos desde su conexión y debemos pausar un momento. Espere unos ${w} segundos: lo volveremos a intentar solos y su mensaje sigue escrito.`,
+    offline: (m, w) => `No pudimos conectarnos con el asistente${m}. Revise su conexión; lo intentaremos de nuevo en ${w} segundos y su mensaje sigue escrito.`,
+    gone: "Esa opción ya no está disponible. Le muestro el menú para seguir.",
+    describe: "Describa su caso", name: "Su nombre", emailHint: "Le enviaremos el folio y la respuesta.",
+    rutHint: "Permite seguir el caso sin el código.", codeHint: "O bien, en vez del código, el RUT que indicó:",
+    errDescription: "Describa su caso con al menos 10 caracteres.", errName: "Escriba su nombre.",
+    errConsent: "Para ingresar el caso debe aceptar que la municipalidad use sus datos para responderle.",
+    errType: "Elija el tipo de caso.", errTopic: "Elija el tema de su caso.", errForm: "Revise los datos del formulario.",
+    errFolio: "Escriba el folio como OIRS-2026-000123.", errSecret: "Escriba el código de seguimiento o el RUT.",
+    notFound: "No encontramos un caso con esos datos. Revise el folio y el código o el RUT.",
+    filed: "Recibimos su caso. Guarde estos datos para seguirlo:",
+    mailed: "Le enviamos un correo de confirmación con estos datos.", notMailed: "No le llegará un correo: anote el folio y el código.",
+    chooseType: "Elija el tipo de caso", chooseTopic: "Elija un tema", fix: (n) => n === 1 ? "Revise este campo:" : `Revise estos ${n} campos:`,
+  };
 
   const script = document.currentScript;
   const data = (script && script.dataset) || {};
@@ -81,24 +117,25 @@
   const root = host.attachShadow({ mode: "open" });
   root.append(h("link", { rel: "stylesheet", href: BASE + "/widget.css" }));
   const launcher = h("button", { type: "button", class: "launcher", "aria-expanded": "false", "aria-controls": "vt-panel" },
-    h("span", { class: "dot", "aria-hidden": "true" }), h("span", { text: "¿Te ayudo? Chatea con el municipio" }));
+    h("span", { class: "icon", "aria-hidden": "true" }), h("span", { class: "sr", text: T.launcher }));
+  launcher.title = T.launcher;
   const logEl = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0", "aria-label": "Conversación" });
   const notice = h("div", { class: "notice", role: "alert", hidden: true });
   const typing = h("div", { class: "msg bot typing", hidden: true },
     h("span", { class: "sr", text: "El asistente está escribiendo…" }),
     h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")));
   const inputId = id("input");
-  const input = h("input", { id: inputId, type: "text", autocomplete: "off", maxlength: "1000", placeholder: "Escribe tu consulta…" });
+  const input = h("input", { id: inputId, type: "text", autocomplete: "off", maxlength: "1000", placeholder: T.placeholder });
   const sendBtn = h("button", { type: "submit", class: "send" }, "Enviar");
   const composer = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); sendText(); } },
-    h("label", { for: inputId, class: "sr", text: "Escribe tu consulta" }), input, sendBtn);
+    h("label", { for: inputId, class: "sr", text: T.label }), input, sendBtn);
   const closeBtn = h("button", { type: "button", class: "close", "aria-label": "Cerrar el chat", onclick: () => toggle(false) }, "×");
   const menuBtn = h("button", { type: "button", class: "ghost", onclick: () => clickButton({ id: "menu", label: "Menú principal" }) }, "Menú");
   const titleId = id("title");
   const panel = h("section", { id: "vt-panel", class: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": titleId, hidden: true },
     h("header", {}, h("h2", { id: titleId, text: TITLE }), menuBtn, closeBtn),
     logEl, typing, notice, composer,
-    h("p", { class: "foot", text: "No compartas claves ni datos bancarios en el chat." }));
+    h("p", { class: "foot", text: T.foot }));
   root.append(launcher, panel);
   launcher.addEventListener("click", () => toggle(!state.open));
   panel.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.preventDefault(); toggle(false); } });
@@ -111,6 +148,7 @@
     launcher.hidden = open;
     if (open) {
       input.focus();
+      toLatest();
       if (!state.sid) start();
     } else {
       launcher.focus();
@@ -119,9 +157,21 @@
 
   // ---------- messages ----------
   function scroll() { logEl.scrollTop = logEl.scrollHeight; }
-  function addNode(node) { logEl.append(node); scroll(); return node; }
+  // The latest message in view once the panel is laid out (after a reload or reopening).
+  function toLatest() { requestAnimationFrame(scroll); }
+  // A new answer is read from its first line, however long it is.
+  function showStart(node) {
+    const top = node.offsetTop - logEl.offsetTop - 8;
+    logEl.scrollTop = Math.max(0, Math.min(top, logEl.scrollHeight));
+  }
+  function addNode(node) {
+    logEl.append(node);
+    if (node.classList.contains("me")) scroll();
+    else showStart(node);
+    return node;
+  }
 
-  function userBubble(text) { return h("div", { class: "msg me" }, h("span", { class: "sr", text: "Tú: " }), text); }
+  function userBubble(text) { return h("div", { class: "msg me" }, h("span", { class: "sr", text: T.me }), text); }
 
   function internalAction(url) {
     // Links into the service's own OIRS pages open the same flows inside the chat.
@@ -129,6 +179,7 @@
     try { u = new URL(url, BASE + "/"); } catch (_) { return null; }
     if (u.origin !== new URL(BASE + "/").origin) return null;
     if (u.pathname === "/oirs") return () => fileForm({ type: u.searchParams.get("tipo"), topic: u.searchParams.get("tema") });
+    if (u.pathname === "/oirs/recibido") return null;
     if (u.pathname === "/seguimiento") return () => trackForm(u.searchParams.get("folio") || "");
     return null;
   }
@@ -142,7 +193,7 @@
       for (const l of links) {
         const act = internalAction(l.url);
         ul.append(h("li", {}, act
-          ? h("button", { type: "button", class: "link", onclick: act }, l.label)
+          ? h("button", { type: "button", class: "option", onclick: act }, l.label)
           : h("a", { href: new URL(l.url, BASE + "/").href, target: "_blank", rel: "noopener" }, l.label, h("span", { class: "sr", text: " (abre en una pestaña nueva)" }))));
       }
       box.append(ul);
@@ -159,7 +210,7 @@
   function replay() {
     logEl.textContent = "";
     for (const e of state.log) logEl.append(e.me !== undefined ? userBubble(e.me) : botBubble(e.bot, false));
-    scroll();
+    toLatest();
   }
 
   function remember(entry) { state.log.push(entry); save(); }
@@ -183,8 +234,8 @@
     if (PROFILE.telefono) parts.push(h("a", { href: "tel:" + PROFILE.telefono.replace(/[^+\d]/g, "") }, PROFILE.telefono));
     if (PROFILE.correo) parts.push(h("a", { href: "mailto:" + PROFILE.correo }, PROFILE.correo));
     if (!parts.length) return null;
-    const p = h("p", {}, "Mientras tanto puedes llamar al ", parts[0]);
-    if (parts[1]) p.append(" o escribir a ", parts[1]);
+    const p = h("p", {}, T.meanwhile, parts[0]);
+    if (parts[1]) p.append(T.orWrite, parts[1]);
     p.append(".");
     return p;
   }
@@ -196,11 +247,11 @@
     let wait;
     if (problem.kind === "limited") {
       wait = problem.wait;
-      notice.append(h("p", { text: `Recibimos muchos mensajes seguidos desde tu conexión y debemos pausar un momento. Espera unos ${wait} segundos: lo volveremos a intentar solos y tu mensaje sigue escrito.` }));
+      notice.append(h("p", { text: T.limited(wait) }));
     } else {
       wait = retryDelay;
       retryDelay = Math.min(retryDelay * 2, 30);
-      notice.append(h("p", { text: `No pudimos conectarnos con el asistente${PROFILE.municipio ? " de la " + PROFILE.municipio : ""}. Revisa tu conexión; lo intentaremos de nuevo en ${wait} segundos y tu mensaje sigue escrito.` }));
+      notice.append(h("p", { text: T.offline(PROFILE.municipio ? " de la " + PROFILE.municipio : "", wait) }));
       const c = contactLine();
       if (c) notice.append(c);
     }
@@ -264,7 +315,7 @@
     }
     if (r.status === 422 && payload.button) {
       // An option from an older menu (the catalog changed since): say so and offer the menu.
-      return { text: "Esa opción ya no está disponible. Te muestro el menú para seguir.", buttons: [{ id: "menu", label: "Menú principal" }], links: [] };
+      return { text: T.gone, buttons: [{ id: "menu", label: "Menú principal" }], links: [] };
     }
     if (r.status !== 200) throw new Problem("offline", "unexpected answer");
     return r.json.reply;
@@ -318,19 +369,28 @@
     return control;
   }
 
-  function setError(form, name, message) {
+  // Shows every error at once, each beside its field, and puts the focus on the first.
+  function setErrors(form, errors) {
     for (const f of Object.values(form.fields)) {
       f.err.hidden = true;
       f.control.removeAttribute("aria-invalid");
+      const described = (f.control.getAttribute("aria-describedby") || "").split(" ").filter((x) => x && x !== f.err.id);
+      if (described.length) f.control.setAttribute("aria-describedby", described.join(" "));
+      else f.control.removeAttribute("aria-describedby");
     }
-    const f = form.fields[name] || form.fields.description;
-    f.err.textContent = message;
-    f.err.hidden = false;
-    f.control.setAttribute("aria-invalid", "true");
-    const described = (f.control.getAttribute("aria-describedby") || "").split(" ").filter((x) => x && x !== f.err.id);
-    f.control.setAttribute("aria-describedby", described.concat(f.err.id).join(" "));
-    f.control.focus();
+    let first = null;
+    for (const { field, message } of errors) {
+      const f = form.fields[field] || form.fields.description;
+      f.err.textContent = message;
+      f.err.hidden = false;
+      f.control.setAttribute("aria-invalid", "true");
+      const described = (f.control.getAttribute("aria-describedby") || "").split(" ").filter((x) => x && x !== f.err.id);
+      f.control.setAttribute("aria-describedby", described.concat(f.err.id).join(" "));
+      first = first || f;
+    }
+    if (first) first.control.focus();
   }
+  function setError(form, name, message) { setErrors(form, [{ field: name, message }]); }
 
   function formShell(title, onsubmit, submitLabel) {
     const hid = id("form-title");
@@ -353,19 +413,27 @@
     }
   }
 
+  // The filing form, started from what the conversation said (reply.filing or the link's
+  // tipo and tema); a topic nobody chose stays unchosen, and the form asks for it.
   function fileForm(pre) {
     run(() => fileForm(pre), async () => {
       await loadChoices();
       const { form, box } = formShell("Ingresar un caso en la OIRS", submitCase, "Enviar caso");
-      const types = typesCache.filter((t) => t.id !== "transparencia" && t.id !== "datos_personales");
-      field(form, "type", "Tipo de caso", h("select", {}, types.map((t) => h("option", { value: t.id, selected: t.id === (pre.type || "consulta") }, t.name))));
-      field(form, "topic", "Tema", h("select", {}, topicsCache.map((t) => h("option", { value: t.id, selected: t.id === pre.topic }, t.label))));
-      field(form, "description", "Describe tu caso", h("textarea", { rows: "4", maxlength: "5000" }), "Qué pasó, dónde y cuándo (al menos 10 caracteres).");
-      field(form, "name", "Tu nombre", h("input", { type: "text", autocomplete: "name" }));
-      field(form, "email", "Correo electrónico (opcional)", h("input", { type: "email", autocomplete: "email" }), "Te enviaremos el folio y la respuesta.");
-      field(form, "phone", "Teléfono (opcional)", h("input", { type: "tel", autocomplete: "tel" }), "Ej.: +56 9 1234 5678");
-      field(form, "rut", "RUT (opcional)", h("input", { type: "text" }), "Ej.: 12.345.678-5. Permite seguir el caso sin el código.");
-      const consent = h("input", { type: "checkbox", value: "si" });
+      const typed = pre.type && typesCache.some((t) => t.id === pre.type) ? pre.type : "";
+      const topic = pre.topic || (["datos_personales", "transparencia"].includes(typed) ? typed : "");
+      field(form, "type", "Tipo de caso", h("select", { required: true },
+        h("option", { value: "" }, T.chooseType),
+        typesCache.map((t) => h("option", { value: t.id, selected: t.id === typed }, t.name))));
+      field(form, "topic", "Tema", h("select", { required: true },
+        h("option", { value: "" }, T.chooseTopic),
+        topicsCache.map((t) => h("option", { value: t.id, selected: t.id === topic }, t.label))));
+      field(form, "description", T.describe, h("textarea", { rows: "4", maxlength: "5000", required: true }), "Qué pasó, dónde y cuándo (al menos 10 caracteres).");
+      field(form, "address", "Dirección (opcional)", h("input", { type: "text", autocomplete: "street-address" }), "Si el caso es sobre un lugar: calle, número y sector.");
+      field(form, "name", T.name, h("input", { type: "text", autocomplete: "name", required: true }));
+      field(form, "email", "Correo electrónico (opcional)", h("input", { type: "email", autocomplete: "email" }), T.emailHint);
+      field(form, "phone", "Teléfono (opcional)", h("input", { type: "tel", autocomplete: "tel" }), "Ejemplo: +56 9 1234 5678.");
+      field(form, "rut", "RUT (opcional)", h("input", { type: "text" }), "Ejemplo: 12.345.678-5. " + T.rutHint);
+      const consent = h("input", { type: "checkbox", value: "si", required: true });
       const cid = id("consent");
       consent.id = cid;
       const cerr = h("p", { class: "error", id: cid + "-err", hidden: true });
@@ -373,7 +441,7 @@
       form.fields.consent = { control: consent, err: cerr };
       form.append(form.actions);
       addNode(box);
-      form.fields.type.control.focus();
+      (typed ? (topic ? form.fields.description : form.fields.topic) : form.fields.type).control.focus();
     });
   }
 
@@ -383,12 +451,16 @@
       type: v("type"), topic: v("topic"), description: v("description"), name: v("name"),
       consent: form.fields.consent.control.checked,
     };
-    for (const n of ["email", "phone", "rut"]) if (v(n)) body[n] = v(n);
+    for (const n of ["email", "phone", "rut", "address"]) if (v(n)) body[n] = v(n);
     if (state.sid) body.chat_session_id = state.sid;
-    // Check what the browser can before asking the service.
-    if (body.description.length < 10) return setError(form, "description", "Describe tu caso con al menos 10 caracteres.");
-    if (body.name.length < 2) return setError(form, "name", "Escribe tu nombre.");
-    if (!body.consent) return setError(form, "consent", "Debes aceptar el uso de tus datos para ingresar el caso.");
+    // Check what the browser can before asking the service, and say everything at once.
+    const errors = [];
+    if (!body.type) errors.push({ field: "type", message: T.errType });
+    if (!body.topic) errors.push({ field: "topic", message: T.errTopic });
+    if (body.description.length < 10) errors.push({ field: "description", message: T.errDescription });
+    if (body.name.length < 2) errors.push({ field: "name", message: T.errName });
+    if (!body.consent) errors.push({ field: "consent", message: T.errConsent });
+    if (errors.length) return setErrors(form, errors);
     // Retrying the same case reuses its key (the service files it once); an edited case is a
     // new request and gets a new key.
     const sent = JSON.stringify(body);
@@ -400,15 +472,17 @@
       const r = await api("/api/v1/oirs/cases", { method: "POST", body, headers: { "idempotency-key": form.idem } });
       if (r.status === 422 || r.status === 400) {
         const err = (r.json && r.json.error) || {};
-        setError(form, err.field || "description", err.message || "Revisa los datos del formulario.");
+        const all = err.fields && err.fields.length ? err.fields : [{ field: err.field || "description", message: err.message || T.errForm }];
+        setErrors(form, all);
         return;
       }
       // 201 filed; 200 is the replay of a case already filed with this key.
       if (r.status !== 201 && r.status !== 200) throw new Problem("offline", "filing failed");
       const done = filedBubble(r.json);
       box.replaceWith(done);
-      remember({ bot: { text: `Caso ingresado. Folio ${r.json.folio}, código de seguimiento ${r.json.tracking_code}.`, buttons: [], links: [] } });
-      done.focus();
+      remember({ bot: { text: `Caso ingresado. Folio ${r.json.folio}, código de seguimiento ${r.json.tracking_code}. Unidad responsable: ${r.json.department_name || r.json.department}.`, buttons: [], links: [] } });
+      showStart(done);
+      done.focus({ preventScroll: true });
     });
     action();
   }
@@ -423,22 +497,25 @@
     return b;
   }
 
+  const dmy = (iso) => String(iso).slice(0, 10).split("-").reverse().join("-");
+
   function filedBubble(f) {
-    const due = f.due_date.split("-").reverse().join("-");
-    const url = `/seguimiento?folio=${encodeURIComponent(f.folio)}&code=${encodeURIComponent(f.tracking_code)}`;
+    const track = h("button", { type: "button", class: "option", onclick: () => lookup(f.folio, { code: f.tracking_code }, null) }, "Ver el estado de mi caso");
     return h("div", { class: "msg bot filed", tabindex: "-1" },
-      h("p", { text: "¡Listo! Recibimos tu caso. Guarda estos datos para seguirlo:" }),
+      h("p", { text: T.filed }),
       h("dl", {},
         h("dt", { text: "Folio" }), h("dd", {}, h("code", { class: "folio", text: f.folio }), copyButton(f.folio, "folio")),
-        h("dt", { text: "Código de seguimiento" }), h("dd", {}, h("code", { class: "tracking", text: f.tracking_code }), copyButton(f.tracking_code, "código"))),
-      h("p", { text: `Plazo de respuesta: ${due} (días hábiles).` }),
-      h("p", {}, h("a", { href: BASE + url, target: "_blank", rel: "noopener" }, "Ver el estado de mi caso", h("span", { class: "sr", text: " (abre en una pestaña nueva)" }))));
+        h("dt", { text: "Código de seguimiento" }), h("dd", {}, h("code", { class: "tracking", text: f.tracking_code }), copyButton(f.tracking_code, "código")),
+        h("dt", { text: "Unidad responsable" }), h("dd", { text: f.department_name || f.department }),
+        h("dt", { text: "Plazo de respuesta" }), h("dd", { text: dmy(f.due_date) })),
+      h("p", { text: f.confirmation_email ? T.mailed : T.notMailed }),
+      h("div", { class: "buttons" }, track));
   }
 
   function trackForm(folio) {
     const { form, box } = formShell("Seguir mi caso", submitTrack, "Ver estado");
     field(form, "folio", "Folio", h("input", { type: "text", value: folio || "", placeholder: "OIRS-2026-000123" }));
-    field(form, "code", "Código de seguimiento", h("input", { type: "text", autocomplete: "off" }), "O bien, en vez del código, el RUT que indicaste:");
+    field(form, "code", "Código de seguimiento", h("input", { type: "text", autocomplete: "off" }), T.codeHint);
     field(form, "rut", "RUT", h("input", { type: "text", autocomplete: "off" }));
     form.append(form.actions);
     addNode(box);
@@ -448,27 +525,45 @@
   function submitTrack(form, box) {
     const v = (n) => form.fields[n].control.value.trim();
     const folio = v("folio").toUpperCase();
-    if (!/^OIRS-\d{4}-\d{1,9}$/.test(folio)) return setError(form, "folio", "Escribe el folio como OIRS-2026-000123.");
-    if (!v("code") && !v("rut")) return setError(form, "code", "Escribe el código de seguimiento o el RUT.");
-    const q = v("code") ? `code=${encodeURIComponent(v("code"))}` : `rut=${encodeURIComponent(v("rut"))}`;
+    const errors = [];
+    if (!/^OIRS-\d{4}-\d{1,9}$/.test(folio)) errors.push({ field: "folio", message: T.errFolio });
+    if (!v("code") && !v("rut")) errors.push({ field: "code", message: T.errSecret });
+    if (errors.length) return setErrors(form, errors);
+    lookup(folio, v("code") ? { code: v("code") } : { rut: v("rut") }, { form, box });
+  }
+
+  // The case's status, history and answer. The code or RUT goes in the body of a POST, never
+  // in an address.
+  function lookup(folio, secret, where) {
     const action = () => run(action, async () => {
-      const r = await api(`/api/v1/oirs/cases/${encodeURIComponent(folio)}?${q}`);
-      if (r.status === 404 || r.status === 400) return setError(form, "code", "No encontramos un caso con esos datos. Revisa el folio y el código o RUT.");
+      const r = await api(`/api/v1/oirs/cases/${encodeURIComponent(folio)}/tracking`, { method: "POST", body: secret });
+      if (r.status === 404 || r.status === 400 || r.status === 422) {
+        if (where) return setError(where.form, "code", T.notFound);
+        throw new Problem("offline", "tracking failed");
+      }
       if (r.status !== 200) throw new Problem("offline", "tracking failed");
       const c = r.json;
       const node = h("div", { class: "msg bot status", tabindex: "-1" },
         h("h3", { text: `${c.folio}: ${c.status_label}` }),
-        h("p", { text: `Plazo de respuesta: ${c.due_date.split("-").reverse().join("-")}` }),
-        h("ol", {}, c.history.map((e) => h("li", { text: e.note ? `${e.label}: ${e.note}` : e.label }))),
+        h("p", { text: `Unidad responsable: ${c.department_name || c.department}. Plazo de respuesta: ${dmy(c.due_date)}.` }),
+        h("ol", {}, c.history.map((e) => h("li", {},
+          h("span", { class: "when", text: new Date(e.at).toLocaleString("es-CL", { dateStyle: "short", timeStyle: "short" }) + " " }),
+          e.note ? `${e.label}: ${e.note}` : e.label))),
         c.answer ? h("div", { class: "answer" }, h("h4", { text: "Respuesta" }), h("p", { text: c.answer })) : null);
-      box.replaceWith(node);
-      node.focus();
+      if (where) where.box.replaceWith(node);
+      else addNode(node);
+      showStart(node);
+      node.focus({ preventScroll: true });
     });
     action();
   }
 
   // ---------- boot ----------
   function mount() {
+    // The host element stays at the end of the page with the launcher's height, so the page's
+    // last lines can always be scrolled above the launcher instead of hiding under it.
+    host.style.display = "block";
+    host.style.height = "5.5rem";
     document.body.append(host);
     replay();
     if (state.open) {

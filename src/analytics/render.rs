@@ -46,6 +46,9 @@ fn svg_open(w: f64, h: f64, title: &str) -> String {
 }
 
 /// A vertical bar chart with value labels; `bars` is (label, value).
+/// At most this many labels under a bar chart's axis, so they never overlap.
+const MAX_AXIS_LABELS: usize = 12;
+
 pub fn bar_chart(title: &str, bars: &[(String, i64)]) -> String {
     let (w, h, top, bottom, left) = (640.0, 220.0, 16.0, 34.0, 8.0);
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
@@ -60,6 +63,7 @@ pub fn bar_chart(title: &str, bars: &[(String, i64)]) -> String {
         x2 = w - left
     );
     let small = bars.len() > 16;
+    let label_every = bars.len().div_ceil(MAX_AXIS_LABELS).max(1);
     for (i, (label, v)) in bars.iter().enumerate() {
         let bh = (h - top - bottom) * (*v as f64) / max;
         let x = left + slot * i as f64 + (slot - bar) / 2.0;
@@ -80,13 +84,16 @@ pub fn bar_chart(title: &str, bars: &[(String, i64)]) -> String {
                 thousands(*v)
             );
         }
-        let _ = write!(
-            s,
-            r##"<text x="{cx:.1}" y="{:.1}" font-size="{}" text-anchor="middle" fill="#444">{}</text>"##,
-            h - bottom + 13.0,
-            if small { 7 } else { 10 },
-            esc(label)
-        );
+        // Every label when they fit; otherwise about a dozen, evenly spaced (each bar keeps its
+        // label in its tooltip and in the table under the chart).
+        if i % label_every == 0 {
+            let _ = write!(
+                s,
+                r##"<text x="{cx:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#444">{}</text>"##,
+                h - bottom + 13.0,
+                esc(label)
+            );
+        }
     }
     s.push_str("</svg>");
     s
@@ -249,7 +256,11 @@ pub fn html(r: &MonthlyReport, generated: &str) -> Result<String, minijinja::Err
         unanswered => r.unanswered,
         oirs_filed => thousands(r.oirs.filed),
         oirs_overdue => thousands(r.oirs.overdue_now),
-        oirs_median => r.oirs.median_business_days_to_answer.map(|m| format!("{m:.1}").replace('.', ",")).unwrap_or_else(|| "—".into()),
+        // "3" or "3,5" days; absent when nothing was answered in the month.
+        oirs_median => r.oirs.median_business_days_to_answer.map(|m| {
+            let s = format!("{m:.1}");
+            s.strip_suffix(".0").unwrap_or(&s).replace('.', ",")
+        }),
         oirs_by_type => r.oirs.by_type,
         oirs_by_department => r.oirs.by_department,
         oirs_by_status => r.oirs.by_status,

@@ -184,7 +184,7 @@ async fn oirs_figures(
     to: NaiveDate,
     today: NaiveDate,
     cal: &DiasHabiles,
-    dept_names: &BTreeMap<String, String>,
+    names: &crate::oirs::service::Names,
 ) -> Result<OirsFigures, StoreError> {
     let start = tz
         .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap_or_default())
@@ -238,10 +238,8 @@ async fn oirs_figures(
     let filed = by_type.iter().map(|r| r.1).sum();
     Ok(OirsFigures {
         filed,
-        by_type: counts(by_type, |k| k.to_string()),
-        by_department: counts(by_department, |k| {
-            dept_names.get(k).cloned().unwrap_or_else(|| k.to_string())
-        }),
+        by_type: counts(by_type, |k| names.case_type(k)),
+        by_department: counts(by_department, |k| names.department(k)),
         by_status: counts(by_status, |k| {
             k.parse::<crate::oirs::domain::Status>()
                 .map(|s| s.label().to_string())
@@ -257,6 +255,8 @@ pub struct ReportInput<'a> {
     pub tz: Tz,
     pub calendar: &'a DiasHabiles,
     pub botonera: &'a Botonera,
+    /// What an intent id is called (its title in the catalog), for the table of top intents.
+    pub intent_titles: BTreeMap<String, String>,
     pub municipality: String,
     pub hours: BusinessHours,
     pub today: NaiveDate,
@@ -323,11 +323,7 @@ pub async fn monthly(
         &button_groups,
         &labels,
     );
-    let dept_names = crate::oirs::service::departments(store)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.name))
-        .collect();
+    let names = crate::oirs::service::Names::load(store).await?;
     let oirs = oirs_figures(
         store,
         input.tz,
@@ -335,7 +331,7 @@ pub async fn monthly(
         to,
         input.today,
         input.calendar,
-        &dept_names,
+        &names,
     )
     .await?;
     Ok(Some(MonthlyReport {
@@ -356,7 +352,13 @@ pub async fn monthly(
         buttons: button_groups,
         buttons_per_day,
         button_labels: labels,
-        top_intents: counts(top, |k| k.to_string()),
+        top_intents: counts(top, |k| {
+            input
+                .intent_titles
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| k.replace('_', " "))
+        }),
         unanswered: counts(unanswered, |k| k.to_string()),
         observations,
         oirs,

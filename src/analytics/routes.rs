@@ -305,6 +305,7 @@ pub async fn build_report(
         tz: state.tz,
         calendar: &cal,
         botonera: &engine.catalog.botonera,
+        intent_titles: engine.catalog.intent_titles(),
         municipality: engine.catalog.profile.get("municipio").to_string(),
         hours: state.business_hours(),
         today: state.today(),

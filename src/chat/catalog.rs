@@ -129,6 +129,65 @@ impl Profile {
     }
 }
 
+/// How the municipality addresses residents: the profile's `trato`, "usted" (the default) or
+/// "tu". Answers, menu texts and the widget all speak it; `intents check` flags answers
+/// written in the other one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    Usted,
+    Tu,
+}
+
+impl Register {
+    pub fn of(profile: &Profile) -> Self {
+        match profile.get("trato") {
+            "tu" | "tú" => Register::Tu,
+            _ => Register::Usted,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Register::Usted => "usted",
+            Register::Tu => "tu",
+        }
+    }
+
+    /// Words that belong to the other register, as they would appear in a text of this one.
+    fn foreign_words(self) -> &'static [&'static str] {
+        match self {
+            Register::Usted => &[
+                // Only words that cannot be read otherwise once accents are folded ("estás"
+                // would be "estas", "these"; "ingresa" also says "se ingresa").
+                "tu",
+                "tus",
+                "te",
+                "contigo",
+                "puedes",
+                "tienes",
+                "quieres",
+                "necesitas",
+                "debes",
+                "eres",
+                "avisanos",
+                "escribenos",
+                "llamanos",
+                "inscribete",
+                "acercate",
+                "dirigete",
+            ],
+            Register::Tu => &["usted"],
+        }
+    }
+
+    /// The first word of `text` that belongs to the other register.
+    pub fn foreign_word(self, text: &str) -> Option<String> {
+        text::words(text)
+            .into_iter()
+            .find(|w| self.foreign_words().contains(&w.as_str()))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Catalog {
     pub dir: PathBuf,
@@ -143,6 +202,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    pub fn register(&self) -> Register {
+        Register::of(&self.profile)
+    }
+
     pub fn intent(&self, id: &str) -> Option<&Intent> {
         self.intents.iter().find(|i| i.id == id)
     }
@@ -172,6 +235,23 @@ impl Catalog {
                     .map(|i| i.title.clone())
             })
             .unwrap_or_else(|| topic.replace('_', " "))
+    }
+
+    /// Intent id → title: what people read for an intent (reports, review).
+    pub fn intent_titles(&self) -> BTreeMap<String, String> {
+        self.intents
+            .iter()
+            .map(|i| (i.id.clone(), i.title.clone()))
+            .collect()
+    }
+
+    /// The topics a case can be about.
+    pub fn case_topic_ids(&self) -> Vec<&str> {
+        self.topics
+            .iter()
+            .filter(|t| t.case)
+            .map(|t| t.id.as_str())
+            .collect()
     }
 
     /// Whether a case can be filed about `topic`.
@@ -268,6 +348,10 @@ struct Loader {
 }
 
 impl Loader {
+    fn register(&self) -> Register {
+        Register::of(&self.profile)
+    }
+
     fn error(&mut self, file: &str, line: Option<usize>, message: impl Into<String>) {
         self.findings.push(Finding {
             file: file.to_string(),
@@ -577,6 +661,18 @@ pub fn load_with_findings(dir: &Path) -> (Option<Catalog>, Vec<Finding>) {
                 }
             }
             let answer = loader.fill(file, line, &def.answer);
+            let register = loader.register();
+            if let Some(w) = register.foreign_word(&answer) {
+                loader.error(
+                    file,
+                    Some(line),
+                    format!(
+                        "intent {}: the answer says {w:?}, but the profile's trato is {:?}",
+                        def.id,
+                        register.as_str()
+                    ),
+                );
+            }
             let links = def
                 .links
                 .iter()
@@ -636,6 +732,20 @@ pub fn load_with_findings(dir: &Path) -> (Option<Catalog>, Vec<Finding>) {
             }
         }
         let greeting = loader.fill(MENU_FILE, 1, &menu.greeting);
+        let register = loader.register();
+        for (name, t) in [
+            ("greeting", &menu.greeting),
+            ("fallback", &menu.fallback),
+            ("suggest", &menu.suggest),
+        ] {
+            if let Some(w) = register.foreign_word(t) {
+                let msg = format!(
+                    "{name} says {w:?}, but the profile's trato is {:?}",
+                    register.as_str()
+                );
+                loader.error(MENU_FILE, None, msg);
+            }
+        }
         let fallback = loader.fill(MENU_FILE, 1, &menu.fallback);
         let suggest = loader.fill(MENU_FILE, 1, &menu.suggest);
         Some(Botonera {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::catalog::{self, ButtonAction, Catalog, CatalogError, Finding, Intent};
+use super::catalog::{self, ButtonAction, Catalog, CatalogError, Finding, Intent, Register};
 use super::classifier::TrainOptions;
 use super::conversation::{self, Conversation, Cues, Reading};
 use super::features::Analyzed;
@@ -292,10 +292,16 @@ impl Engine {
             Decision::Fallback => {
                 conv.misses += 1;
                 if conv.misses >= 2 {
-                    reply.text.push_str(
-                        "\n\nParece que no estoy logrando ayudarte. Si prefieres, deja tus datos en \
-                         «Quiero que me contacten» y una persona del municipio te responderá.",
-                    );
+                    reply.text.push_str(match self.catalog.register() {
+                        Register::Usted => {
+                            "\n\nParece que no estoy logrando ayudarle. Si prefiere, deje sus datos \
+                             en «Quiero que me contacten» y una persona del municipio le responderá."
+                        }
+                        Register::Tu => {
+                            "\n\nParece que no estoy logrando ayudarte. Si prefieres, deja tus datos \
+                             en «Quiero que me contacten» y una persona del municipio te responderá."
+                        }
+                    });
                 }
             }
             Decision::Answer => conv.misses = 0,
@@ -648,6 +654,21 @@ impl Engine {
         }
     }
 
+    /// The topic a case described by `text` is most likely about, when the classifier sees
+    /// one plausibly: a suggestion for a resident who wrote a description but chose no topic.
+    pub fn suggest_topic(&self, text: &str, today: NaiveDate) -> Option<String> {
+        let ranking = self
+            .matcher
+            .rank(text, |ord| self.catalog.intents[ord].valid_on(today));
+        let mut topics = self.topics(&ranking);
+        topics.retain(|t| {
+            self.catalog.is_case_topic(&t.topic) && !GENERIC_TOPICS.contains(&t.topic.as_str())
+        });
+        let best = topics.first()?;
+        (best.probability >= SUGGESTION_MIN && ranking.out_of_scope < best.probability)
+            .then(|| best.topic.clone())
+    }
+
     /// How a message is read, for people tuning the catalog (`ventanilla intents explain`).
     pub fn explain(&self, message: &str, today: NaiveDate) -> String {
         use std::fmt::Write as _;
@@ -895,6 +916,8 @@ const OUT_OF_SCOPE_RATIO: f32 = 1.5;
 /// A subject beside a generic filing intent must reach this share of its probability to be
 /// taken as what the case is about.
 const SUBJECT_SHARE: f32 = 0.2;
+/// The probability a topic needs to be suggested for a case description.
+const SUGGESTION_MIN: f32 = 0.3;
 /// BM25 evidence within this share of the best one's makes a one- or two-word message a tie.
 const KEYWORD_TIE: f32 = 0.025;
 /// Share of the answer threshold a message that asks to file a case needs.

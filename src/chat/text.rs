@@ -90,6 +90,16 @@ fn fold_char(c: char) -> char {
     }
 }
 
+/// A key that sorts Spanish labels as a reader expects: accents and case ignored, so
+/// "Áreas verdes" comes with the A's, not after the Z's.
+pub fn sort_key(label: &str) -> String {
+    label
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(fold_char)
+        .collect()
+}
+
 /// Lower-cases, folds accents and splits into words of letters and digits; runs of three or
 /// more equal letters are cut to two ("holaaa" → "holaa", "corrreo" → "correo").
 pub fn words(text: &str) -> Vec<String> {
@@ -241,6 +251,16 @@ mod tests {
         );
         assert_eq!(words("holaaaa corrreo Ñuble"), ["holaa", "correo", "nuble"]);
         assert_eq!(words("OIRS-2026-000123"), ["oirs", "2026", "000123"]);
+    }
+
+    #[test]
+    fn labels_sort_with_spanish_collation() {
+        let mut v = vec!["Vivienda", "Áreas verdes", "Becas", "Ñandú", "alumbrado"];
+        v.sort_by_key(|l| sort_key(l));
+        assert_eq!(
+            v,
+            ["alumbrado", "Áreas verdes", "Becas", "Ñandú", "Vivienda"]
+        );
     }
 
     #[test]

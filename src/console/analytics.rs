@@ -83,6 +83,19 @@ async fn page(
     };
     let month_label = |k: &str| render::month_label(k);
     let plain = |k: &str| k.to_string();
+    // "miercoles" is a key; people read "miércoles". Days read as 20-04.
+    let weekday_label = |k: &str| {
+        crate::analytics::recorder::WEEKDAYS
+            .iter()
+            .position(|w| *w == k)
+            .map(|i| crate::analytics::report::WEEKDAY_NAMES[i].to_string())
+            .unwrap_or_else(|| k.to_string())
+    };
+    let day_label = |k: &str| {
+        NaiveDate::parse_from_str(k, "%Y-%m-%d")
+            .map(|d| d.format("%d-%m").to_string())
+            .unwrap_or_else(|_| k.to_string())
+    };
     let mut charts = Vec::new();
     for (by, title, label) in [
         (
@@ -93,9 +106,9 @@ async fn page(
         (
             GroupBy::Weekday,
             "Interacciones por día de la semana",
-            &plain,
+            &weekday_label,
         ),
-        (GroupBy::Day, "Interacciones por día", &plain),
+        (GroupBy::Day, "Interacciones por día", &day_label),
         (GroupBy::Month, "Interacciones por mes", &month_label),
     ] {
         let groups = aggregate::groups_from_cube(&cells, by, &buttons);

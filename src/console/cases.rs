@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{date_cl, local_time, notice, see_other, Console, PageResult};
 use crate::app::AppState;
 use crate::http::{ApiError, ApiJson};
-use crate::oirs::domain::{transition, EventKind, Status};
+use crate::oirs::domain::{transition, Channel, EventKind, Status};
 use crate::oirs::service::{self, CaseFilter, EventIn};
 use crate::staff::auth::Role;
 use crate::staff::cases::{self as api, CaseSummary};
@@ -41,6 +41,8 @@ struct InboxQuery {
     /// vence (default), recibido, folio, estado, departamento.
     orden: Option<String>,
     ok: Option<String>,
+    /// `si`: the CSV a Chilean Excel opens in columns (`;`, UTF-8 with BOM).
+    excel: Option<String>,
 }
 
 fn blank(v: &Option<String>) -> Option<String> {
@@ -101,13 +103,15 @@ async fn inbox(
             .unwrap_or_else(|| id.to_string())
     };
     let types = service::case_types(&state.store).await?;
+    let names = service::Names::load(&state.store).await?;
     let tz = state.tz;
     let list: Vec<_> = rows
         .iter()
         .map(|r| {
             context! {
                 folio => r.folio,
-                tipo => r.case_type,
+                asunto => r.subject,
+                tipo => names.case_type(&r.case_type),
                 tema => state.chat.engine().catalog.topic_label(&r.topic),
                 departamento => dept_name(&r.department),
                 estado => r.status.label(),
@@ -160,47 +164,54 @@ async fn export(
 ) -> PageResult {
     c.require(CASE_ROLES)?;
     let rows = cases_for(&state, &c, &q).await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let write = |w: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
-        w.write_record([
-            "folio",
-            "tipo",
-            "tema",
-            "departamento",
-            "estado",
-            "canal",
-            "recibido",
-            "vence",
-            "dias_habiles_restantes",
-            "alerta",
-        ])?;
-        for r in &rows {
-            w.write_record([
-                r.folio.as_str(),
-                &r.case_type,
-                &r.topic,
-                &r.department,
-                r.status.as_str(),
-                &r.channel,
-                &local_time(&state, r.received_at),
-                &r.due_date.to_string(),
-                &r.business_days_left.to_string(),
-                &r.alert_level,
-            ])?;
-        }
-        w.flush()?;
-        Ok(())
-    };
-    write(&mut w).map_err(ApiError::internal)?;
-    let bytes = w
-        .into_inner()
-        .map_err(|e| ApiError::internal(e.into_error()))?;
+    let names = service::Names::load(&state.store).await?;
+    let engine = state.chat.engine();
+    let header = [
+        "folio",
+        "tipo",
+        "tipo_nombre",
+        "tema",
+        "tema_nombre",
+        "departamento",
+        "departamento_nombre",
+        "estado",
+        "estado_nombre",
+        "canal",
+        "recibido",
+        "vence",
+        "dias_habiles_restantes",
+        "alerta",
+    ];
+    let records = rows.iter().map(|r| {
+        vec![
+            r.folio.clone(),
+            r.case_type.clone(),
+            names.case_type(&r.case_type),
+            r.topic.clone(),
+            engine.catalog.topic_label(&r.topic),
+            r.department.clone(),
+            names.department(&r.department),
+            r.status.as_str().to_string(),
+            r.status.label().to_string(),
+            channel_label(&r.channel).to_string(),
+            local_time(&state, r.received_at),
+            r.due_date.to_string(),
+            r.business_days_left.to_string(),
+            r.alert_level.clone(),
+        ]
+    });
+    let excel = q.excel.as_deref() == Some("si");
+    let bytes = crate::http::csv_bytes(&header, records, excel).map_err(ApiError::internal)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"casos-{}.csv\"", state.today()),
+                format!(
+                    "attachment; filename=\"casos-{}{}.csv\"",
+                    state.today(),
+                    if excel { "-excel" } else { "" }
+                ),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
@@ -231,7 +242,7 @@ async fn detail(
     Path(folio): Path<String>,
     Query(q): Query<DetailQuery>,
 ) -> PageResult {
-    show(&state, &c, &folio, notice(q.ok.as_deref()), None).await
+    show(&state, &c, &folio, notice(q.ok.as_deref()), None, false).await
 }
 
 /// Renders the case page (the read is audited by the API handler), optionally with an error
@@ -242,6 +253,7 @@ async fn show(
     folio: &str,
     notice: Option<&str>,
     failed: Option<(ApiError, HashMap<String, String>)>,
+    confirm_answer: bool,
 ) -> PageResult {
     c.require(CASE_ROLES)?;
     let d = api::detail(
@@ -270,6 +282,15 @@ async fn show(
             }
         })
         .collect();
+    // Any open case can be closed as a repeat of another one, answered or not.
+    let may_close_duplicate = crate::oirs::domain::close_as_duplicate(case.status).is_some();
+    let names = service::Names::load(&state.store).await?;
+    let engine = state.chat.engine();
+    let topics: Vec<_> = crate::web::case_topics(&engine.catalog)
+        .into_iter()
+        .filter(|(id, _)| *id != case.topic)
+        .map(|(id, label)| context! { id => id, label => label })
+        .collect();
     let events: Vec<_> = d
         .events
         .iter()
@@ -279,7 +300,7 @@ async fn show(
                 label => event_label(&e.kind),
                 actor => e.actor,
                 to => e.to_status.as_deref().and_then(|s| s.parse::<Status>().ok()).map(|s| s.label()),
-                department => e.department,
+                department => e.department.as_deref().map(|d| names.department(d)),
                 note => e.note,
                 public => e.public,
             }
@@ -295,17 +316,30 @@ async fn show(
         .into_iter()
         .filter(|x| x.active && x.id != case.department)
         .collect();
+    // A refused action shows its error beside that action, with what was typed kept.
     let (status, error, values) = match failed {
         Some((e, v)) => (e.status, Some(e.message), v),
         None => (axum::http::StatusCode::OK, None, HashMap::new()),
     };
+    // An answer is shown to its author once more before it goes to the resident.
+    let confirm = confirm_answer.then(|| {
+        context! {
+            text => values.get("texto").cloned().unwrap_or_default(),
+            email => case.email.clone(),
+        }
+    });
     let mut resp = c.page(
         state,
         "case.html",
         &case.folio,
         context! {
             case => case,
-            topic_label => state.chat.engine().catalog.topic_label(&case.topic),
+            type_label => names.case_type(&case.case_type),
+            channel_label => channel_label(case.channel.as_str()),
+            topics => topics,
+            may_close_duplicate => may_close_duplicate,
+            confirm => confirm,
+            topic_label => engine.catalog.topic_label(&case.topic),
             department_name => department_name,
             status_label => case.status.label(),
             received => local_time(state, case.received_at),
@@ -316,7 +350,7 @@ async fn show(
             actions => actions,
             departments => departments,
             notice => notice,
-            error => error,
+            action_error => error,
             values => values,
         },
     );
@@ -337,10 +371,25 @@ async fn act(
     let Some(kind) = EventKind::ALL.into_iter().find(|k| k.as_str() == kind) else {
         return Err(ApiError::invalid("accion", "acción desconocida").into());
     };
+    let filled = |k: &str| form.get(k).cloned().filter(|v| !v.trim().is_empty());
+    // An answer goes to the resident only after its author saw it once more and confirmed.
+    if kind == EventKind::Responder && filled("texto").is_some() && filled("confirmar").is_none() {
+        return show(
+            &state,
+            &c,
+            &folio,
+            None,
+            Some((confirm_pending(), form)),
+            true,
+        )
+        .await;
+    }
     let ev = EventIn {
         kind,
-        department: form.get("departamento").cloned().filter(|d| !d.is_empty()),
-        text: form.get("texto").cloned().filter(|t| !t.trim().is_empty()),
+        department: filled("departamento"),
+        text: filled("texto"),
+        duplicate_of: filled("duplicado"),
+        topic: filled("tema"),
     };
     match api::add_event(
         State(state.clone()),
@@ -363,6 +412,11 @@ async fn act(
             let message = match e.field.as_deref() {
                 Some("text") => "Escriba el texto de la acción.".to_string(),
                 Some("department") => "Elija el departamento de destino.".to_string(),
+                Some("duplicate_of") => {
+                    "Indique el folio del caso que este repite (por ejemplo OIRS-2026-000123)."
+                        .to_string()
+                }
+                Some("topic") => "Elija el tema correcto.".to_string(),
                 _ if e.status == axum::http::StatusCode::CONFLICT => {
                     "Esa acción no corresponde al estado actual del caso.".to_string()
                 }
@@ -370,18 +424,22 @@ async fn act(
             };
             let mut e = e;
             e.message = message;
-            show(&state, &c, &folio, None, Some((e, form))).await
+            show(&state, &c, &folio, None, Some((e, form)), false).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-const CHANNELS: &[(&str, &str)] = &[
-    ("presencial", "Presencial (mesón)"),
-    ("oficina_partes", "Oficina de Partes (carta o documento)"),
-    ("email", "Correo electrónico"),
-    ("telefono", "Teléfono"),
-];
+/// Not an error: the answer waits for its author's confirmation (shown beside the action).
+fn confirm_pending() -> ApiError {
+    let mut e = ApiError::new(axum::http::StatusCode::OK, "confirm", "");
+    e.field = Some("confirmar".into());
+    e
+}
+
+fn channel_label(id: &str) -> &str {
+    Channel::parse(id).map(|c| c.label()).unwrap_or(id)
+}
 
 async fn new_view(
     state: &AppState,
@@ -396,9 +454,11 @@ async fn new_view(
         .into_iter()
         .filter(|t| t.active)
         .collect();
-    let channels: Vec<_> = CHANNELS
-        .iter()
-        .map(|(id, label)| context! { id => id, label => label })
+    // Staff register what came by other channels than the web form and the chat.
+    let channels: Vec<_> = Channel::ALL
+        .into_iter()
+        .filter(|c| !matches!(c, Channel::Web | Channel::Chat))
+        .map(|c| context! { id => c.as_str(), label => c.label() })
         .collect();
     let mut values = values;
     values.entry("recibido".into()).or_insert_with(|| {

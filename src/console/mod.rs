@@ -267,6 +267,7 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "prorrogar" => "Plazo prorrogado.",
         "responder" => "Respuesta registrada y enviada al vecino.",
         "cerrar" => "Caso cerrado.",
+        "corregir_tema" => "Tema corregido.",
         "usuario" => "Usuario guardado.",
         "parametro" => "Cambio guardado.",
         "catalogo" => "Catálogo recargado.",

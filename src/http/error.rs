@@ -19,6 +19,16 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// When several fields are wrong: every one of them (the first is `field` above), so a
+    /// form can show all its errors at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
 }
 
 #[derive(Debug)]
@@ -27,16 +37,45 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub field: Option<String>,
+    pub fields: Vec<FieldError>,
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
+    /// Several invalid fields at once (a 422 naming the first, listing all).
+    pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
+        let first = fields.first().cloned().unwrap_or(FieldError {
+            field: String::new(),
+            message: "invalid input".into(),
+        });
+        let mut e = Self::invalid(&first.field, first.message);
+        if fields.len() > 1 {
+            e.fields = fields;
+        }
+        e
+    }
+
+    /// Every invalid field: the list, or the one named.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        if !self.fields.is_empty() {
+            return self.fields.clone();
+        }
+        self.field
+            .iter()
+            .map(|f| FieldError {
+                field: f.clone(),
+                message: self.message.clone(),
+            })
+            .collect()
+    }
+
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
             code: code.to_string(),
             message: message.into(),
             field: None,
+            fields: Vec::new(),
             retry_after: None,
         }
     }
@@ -113,6 +152,7 @@ impl ApiError {
                 code: self.code.clone(),
                 message: self.message.clone(),
                 field: self.field.clone(),
+                fields: self.fields.clone(),
             },
         }
     }

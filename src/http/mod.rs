@@ -152,6 +152,29 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
+/// A CSV file: RFC 4180 (comma, no BOM), or with `excel` the variant a Chilean Excel opens in
+/// columns (it expects `;` where the decimal separator is a comma, and a UTF-8 byte-order mark
+/// to read accents).
+pub fn csv_bytes<R, F>(header: &[&str], rows: R, excel: bool) -> Result<Vec<u8>, csv::Error>
+where
+    R: IntoIterator<Item = Vec<F>>,
+    F: AsRef<[u8]>,
+{
+    let mut out = Vec::new();
+    if excel {
+        out.extend_from_slice("\u{feff}".as_bytes());
+    }
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(if excel { b';' } else { b',' })
+        .from_writer(out);
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(&r)?;
+    }
+    w.flush()?;
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
 /// Serves until SIGTERM/SIGINT, then stops accepting, drains requests in flight and flushes
 /// background writers.
 pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {

@@ -76,6 +76,7 @@ pub async fn openapi() -> impl IntoResponse {
         crate::oirs::routes::list_topics,
         crate::oirs::routes::file_case,
         crate::oirs::routes::track_case,
+        crate::oirs::routes::track_case_post,
         crate::staff::cases::list,
         crate::staff::cases::detail,
         crate::staff::cases::register,

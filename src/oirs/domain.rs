@@ -165,11 +165,14 @@ pub enum EventKind {
     /// Extend the deadline where the case type allows it (transparencia: +10 días hábiles).
     Prorrogar,
     Responder,
+    /// Closes an answered case, or any open case that repeats another (with `duplicate_of`).
     Cerrar,
+    /// Corrects the case's topic (the resident chose the wrong one); no status change.
+    CorregirTema,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Derivar,
         EventKind::Iniciar,
         EventKind::Comentar,
@@ -178,6 +181,7 @@ impl EventKind {
         EventKind::Prorrogar,
         EventKind::Responder,
         EventKind::Cerrar,
+        EventKind::CorregirTema,
     ];
 
     /// What staff see on the action's button (Spanish).
@@ -191,6 +195,7 @@ impl EventKind {
             EventKind::Prorrogar => "Prorrogar el plazo",
             EventKind::Responder => "Responder al vecino",
             EventKind::Cerrar => "Cerrar el caso",
+            EventKind::CorregirTema => "Corregir el tema",
         }
     }
 
@@ -204,6 +209,7 @@ impl EventKind {
             EventKind::Prorrogar => "prorrogar",
             EventKind::Responder => "responder",
             EventKind::Cerrar => "cerrar",
+            EventKind::CorregirTema => "corregir_tema",
         }
     }
 }
@@ -222,8 +228,15 @@ pub fn transition(from: Status, kind: EventKind) -> Option<Status> {
         (K::Prorrogar, s @ (S::Derivado | S::EnProceso | S::PendienteInformacion)) => Some(s),
         (K::Responder, S::Derivado | S::EnProceso) => Some(S::Respondido),
         (K::Cerrar, S::Respondido) => Some(S::Cerrado),
+        (K::CorregirTema, s) if s != S::Cerrado => Some(s),
         _ => None,
     }
+}
+
+/// The status after closing a case as a duplicate of another: allowed from any open status,
+/// as the other case carries the answer.
+pub fn close_as_duplicate(from: Status) -> Option<Status> {
+    (from != Status::Cerrado).then_some(Status::Cerrado)
 }
 
 /// How a case reached the municipality.
@@ -239,6 +252,31 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 6] = [
+        Channel::Web,
+        Channel::Chat,
+        Channel::Presencial,
+        Channel::OficinaPartes,
+        Channel::Email,
+        Channel::Telefono,
+    ];
+
+    /// How the case arrived, as people read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Web => "Formulario web",
+            Channel::Chat => "Asistente virtual",
+            Channel::Presencial => "Presencial (mesón)",
+            Channel::OficinaPartes => "Oficina de Partes (carta o documento)",
+            Channel::Email => "Correo electrónico",
+            Channel::Telefono => "Teléfono",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Web => "web",

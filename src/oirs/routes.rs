@@ -13,7 +13,7 @@ use super::service::{self, CaseType, Filed, NewCase, OirsError};
 use super::Rut;
 use crate::analytics::{Interaction, InteractionKind};
 use crate::app::AppState;
-use crate::http::error::ErrorBody;
+use crate::http::error::{ErrorBody, FieldError};
 use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
 
 /// Failed tracking attempts on one folio before it is locked for a while.
@@ -26,7 +26,8 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
             .route("/api/v1/oirs/case-types", get(list_case_types))
             .route("/api/v1/oirs/topics", get(list_topics))
             .route("/api/v1/oirs/cases", post(file_case))
-            .route("/api/v1/oirs/cases/{folio}", get(track_case)),
+            .route("/api/v1/oirs/cases/{folio}", get(track_case))
+            .route("/api/v1/oirs/cases/{folio}/tracking", post(track_case_post)),
     )
 }
 
@@ -59,25 +60,25 @@ pub struct TopicOut {
     pub department: Option<String>,
 }
 
-/// Topics a case can be about (those of the chat catalog, small talk excluded).
+/// Topics a case can be about (chat-only topics excluded), in Spanish alphabetical order.
 #[utoipa::path(get, path = "/api/v1/oirs/topics", tag = "oirs",
     responses((status = 200, body = Vec<TopicOut>)))]
 pub async fn list_topics(State(state): State<AppState>) -> Json<Vec<TopicOut>> {
     let engine = state.chat.engine();
-    Json(
-        engine
-            .catalog
-            .topics
-            .iter()
-            .filter(|t| t.department.is_some())
-            .map(|t| TopicOut {
-                id: t.id.clone(),
-                label: engine.catalog.topic_label(&t.id),
-                description: t.description.clone(),
-                department: t.department.clone(),
-            })
-            .collect(),
-    )
+    let mut topics: Vec<TopicOut> = engine
+        .catalog
+        .topics
+        .iter()
+        .filter(|t| t.case)
+        .map(|t| TopicOut {
+            id: t.id.clone(),
+            label: engine.catalog.topic_label(&t.id),
+            description: t.description.clone(),
+            department: t.department.clone(),
+        })
+        .collect();
+    topics.sort_by_key(|t| crate::chat::text::sort_key(&t.label));
+    Json(topics)
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Clone)]
@@ -105,84 +106,115 @@ fn opt(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Checks every field of a filing and builds the case; errors name the field.
-pub fn validate(
+/// Checks every field of a filing and builds the case. Every problem is reported at once
+/// (a 422 naming the first field and listing all), in sentence-case Spanish a resident can act
+/// on.
+pub async fn validate(
     input: &CaseIn,
     state: &AppState,
     channel: Channel,
     received_at: DateTime<Utc>,
 ) -> Result<NewCase, ApiError> {
-    if !input.consent {
-        return Err(ApiError::invalid(
-            "consent",
-            "debe aceptar el tratamiento de sus datos para ingresar el caso",
-        ));
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut fail = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.to_string(),
+            message,
+        })
+    };
+    let case_type = input.case_type.trim();
+    let types = service::case_types(&state.store).await?;
+    if !types.iter().any(|t| t.active && t.id == case_type) {
+        let message = if case_type.is_empty() {
+            "Elija el tipo de caso.".to_string()
+        } else {
+            format!("El tipo de caso {case_type:?} no existe: elija uno de la lista.")
+        };
+        fail("type", message);
     }
-    let engine = state.chat.engine();
     let topic = input.topic.trim();
-    if !engine
-        .catalog
-        .topics
-        .iter()
-        .any(|t| t.id == topic && t.department.is_some())
-    {
-        return Err(ApiError::invalid(
-            "topic",
-            format!("unknown topic {topic:?}"),
-        ));
+    if !state.chat.engine().catalog.is_case_topic(topic) {
+        let message = if topic.is_empty() {
+            "Elija el tema de su caso.".to_string()
+        } else {
+            format!("El tema {topic:?} no existe: elija uno de la lista.")
+        };
+        fail("topic", message);
     }
     let description = input.description.trim();
-    let n = description.chars().count();
-    if !(10..=5000).contains(&n) {
-        return Err(ApiError::invalid(
+    if !(10..=5000).contains(&description.chars().count()) {
+        fail(
             "description",
-            "la descripción debe tener entre 10 y 5.000 caracteres",
-        ));
+            "Describa su caso en 10 a 5.000 caracteres.".into(),
+        );
     }
     let name = input.name.trim();
     if !(2..=200).contains(&name.chars().count()) {
-        return Err(ApiError::invalid(
-            "name",
-            "el nombre debe tener entre 2 y 200 caracteres",
-        ));
+        fail("name", "Escriba su nombre (2 a 200 caracteres).".into());
     }
-    let rut = opt(&input.rut)
-        .map(|r| Rut::parse(r).map_err(|e| ApiError::invalid("rut", e.to_string())))
-        .transpose()?;
-    let email = opt(&input.email)
-        .map(|e| {
-            Email::parse(e).ok_or_else(|| ApiError::invalid("email", "el correo no es válido"))
-        })
-        .transpose()?;
-    let phone = opt(&input.phone)
-        .map(|p| {
-            Phone::parse(p).ok_or_else(|| {
-                ApiError::invalid("phone", "el teléfono no es un número chileno válido")
-            })
-        })
-        .transpose()?;
+    let rut = match opt(&input.rut).map(Rut::parse) {
+        Some(Ok(r)) => Some(r.to_string()),
+        Some(Err(e)) => {
+            fail("rut", format!("{e}."));
+            None
+        }
+        None => None,
+    };
+    let email = match opt(&input.email).map(|e| Email::parse(e).ok_or(())) {
+        Some(Ok(e)) => Some(e.as_str().to_string()),
+        Some(Err(())) => {
+            fail(
+                "email",
+                "El correo no es válido: revíselo (ejemplo: nombre@correo.cl).".into(),
+            );
+            None
+        }
+        None => None,
+    };
+    let phone = match opt(&input.phone).map(|p| Phone::parse(p).ok_or(())) {
+        Some(Ok(p)) => Some(p.as_str().to_string()),
+        Some(Err(())) => {
+            fail(
+                "phone",
+                "El teléfono no es un número chileno válido (ejemplo: +56 9 1234 5678).".into(),
+            );
+            None
+        }
+        None => None,
+    };
     let address = opt(&input.address).map(String::from);
     if address.as_ref().is_some_and(|a| a.chars().count() > 300) {
-        return Err(ApiError::invalid(
+        fail(
             "address",
-            "la dirección es demasiado larga",
-        ));
+            "La dirección es demasiado larga (300 caracteres como máximo).".into(),
+        );
     }
-    let chat_session_id = opt(&input.chat_session_id)
-        .map(|s| {
-            uuid::Uuid::parse_str(s)
-                .map(|u| u.to_string())
-                .map_err(|_| ApiError::invalid("chat_session_id", "not a chat session id"))
-        })
-        .transpose()?;
+    let chat_session_id = match opt(&input.chat_session_id).map(uuid::Uuid::parse_str) {
+        Some(Ok(u)) => Some(u.to_string()),
+        Some(Err(_)) => {
+            fail("chat_session_id", "Not a chat session id.".into());
+            None
+        }
+        None => None,
+    };
+    if !input.consent {
+        fail(
+            "consent",
+            "Para ingresar el caso debe aceptar que la municipalidad use sus datos para responderle."
+                .into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
     Ok(NewCase {
-        case_type: input.case_type.trim().to_string(),
+        case_type: case_type.to_string(),
         topic: topic.to_string(),
         description: description.to_string(),
         name: name.to_string(),
-        rut: rut.map(|r| r.to_string()),
-        email: email.map(|e| e.as_str().to_string()),
-        phone: phone.map(|p| p.as_str().to_string()),
+        rut,
+        email,
+        phone,
         address,
         chat_session_id,
         channel,
@@ -269,7 +301,7 @@ pub async fn file_case(
     } else {
         Channel::Web
     };
-    let case = validate(&input, &state, channel, Utc::now())?;
+    let case = validate(&input, &state, channel, Utc::now()).await?;
     if let Some(sid) = &case.chat_session_id {
         let ttl = chrono::Duration::minutes(state.config.chat.session_ttl_minutes);
         let not_before = (Utc::now() - ttl).timestamp_millis();
@@ -308,6 +340,10 @@ pub struct TrackOut {
     pub status: Status,
     pub status_label: String,
     pub department: String,
+    pub department_name: String,
+    /// The case type's and the topic's names, as residents read them.
+    pub type_label: String,
+    pub topic_label: String,
     pub received_at: DateTime<Utc>,
     pub due_date: NaiveDate,
     pub history: Vec<PublicEvent>,
@@ -325,6 +361,34 @@ pub async fn track_case(
     Path(folio): Path<String>,
     Query(q): Query<TrackQuery>,
 ) -> ApiResult<Json<TrackOut>> {
+    Ok(Json(lookup(&state, &folio, &q).await?))
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackIn {
+    /// The tracking code given at filing.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Or the RUT given at filing.
+    #[serde(default)]
+    pub rut: Option<String>,
+}
+
+/// The same as `GET /api/v1/oirs/cases/{folio}`, with the code or RUT in the body, so they stay
+/// out of addresses, browser histories and logs (the widget uses it).
+#[utoipa::path(post, path = "/api/v1/oirs/cases/{folio}/tracking", tag = "oirs",
+    params(("folio" = String, Path)), request_body = TrackIn,
+    responses((status = 200, body = TrackOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn track_case_post(
+    State(state): State<AppState>,
+    Path(folio): Path<String>,
+    ApiJson(input): ApiJson<TrackIn>,
+) -> ApiResult<Json<TrackOut>> {
+    let q = TrackQuery {
+        code: input.code,
+        rut: input.rut,
+    };
     Ok(Json(lookup(&state, &folio, &q).await?))
 }
 
@@ -361,6 +425,7 @@ pub async fn lookup(state: &AppState, folio: &str, q: &TrackQuery) -> ApiResult<
         return Err(not_found());
     };
     let events = service::case_events(store, case.id, true).await?;
+    let names = service::Names::load(store).await?;
     state.recorder.record(Interaction {
         occurred_at: Utc::now(),
         kind: InteractionKind::CaseTracked,
@@ -378,7 +443,9 @@ pub async fn lookup(state: &AppState, folio: &str, q: &TrackQuery) -> ApiResult<
                 .unwrap_or_else(|| e.kind.clone());
             // Derivations show where the case went, not the internal reason.
             let note = match e.kind.as_str() {
-                "derivar" => e.department.map(|d| format!("Unidad responsable: {d}")),
+                "recibido" => Channel::parse(&case.channel)
+                    .map(|c| format!("por {}", c.label().to_lowercase())),
+                "derivar" => e.department.map(|d| names.department(&d)),
                 "responder" => None,
                 _ => e.note,
             };
@@ -390,12 +457,17 @@ pub async fn lookup(state: &AppState, folio: &str, q: &TrackQuery) -> ApiResult<
             }
         })
         .collect();
+    let type_label = names.case_type(&case.case_type);
+    let topic_label = state.chat.engine().catalog.topic_label(&case.topic);
     Ok(TrackOut {
         folio: case.folio,
         case_type: case.case_type,
         topic: case.topic,
         status: case.status,
         status_label: case.status.label().to_string(),
+        department_name: names.department(&case.department),
+        type_label,
+        topic_label,
         department: case.department,
         received_at: case.received_at,
         due_date: case.due_date,

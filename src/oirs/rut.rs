@@ -10,13 +10,13 @@ pub struct Rut {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RutError {
-    #[error("el RUT está vacío")]
+    #[error("El RUT está vacío")]
     Empty,
-    #[error("el RUT tiene caracteres no válidos")]
+    #[error("El RUT tiene caracteres no válidos")]
     Characters,
-    #[error("el RUT tiene un largo no válido")]
+    #[error("El RUT tiene un largo no válido")]
     Length,
-    #[error("el dígito verificador del RUT no corresponde")]
+    #[error("El dígito verificador del RUT no corresponde: revise el número")]
     Verifier,
 }
 

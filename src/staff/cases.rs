@@ -54,6 +54,22 @@ pub struct CaseSummary {
     /// Business days until the due date (negative when overdue).
     pub business_days_left: i64,
     pub alert_level: String,
+    /// The first words of the description with RUTs, e-mails and phones masked: enough to
+    /// tell cases apart in a list without opening each one.
+    pub subject: String,
+}
+
+/// The subject line of a case in a list.
+pub fn subject(description: &str) -> String {
+    const MAX: usize = 70;
+    let masked = crate::analytics::mask_personal_data(description);
+    let one_line = masked.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= MAX {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(MAX).collect();
+    let cut = cut.rsplit_once(' ').map(|(a, _)| a).unwrap_or(&cut);
+    format!("{cut}…")
 }
 
 /// The inbox: cases filtered by status, department, type, overdue, due date or alert level.
@@ -94,6 +110,7 @@ pub async fn list(
         rows.into_iter()
             .map(|c| CaseSummary {
                 business_days_left: cal.days_left(today, c.due_date),
+                subject: subject(&c.description),
                 folio: c.folio,
                 case_type: c.case_type,
                 topic: c.topic,
@@ -201,7 +218,7 @@ pub async fn register(
         ));
     }
     let idem = idempotency(&headers, &input)?;
-    let mut case = validate(&input.case, &state, input.channel, received_at)?;
+    let mut case = validate(&input.case, &state, input.channel, received_at).await?;
     case.created_by = Some((user.id, user.username.clone()));
     file_and_answer(&state, case, idem).await
 }
@@ -221,11 +238,13 @@ pub async fn add_event(
     user.require(CASE_ROLES)?;
     let folio = parse_folio(&folio)?;
     let cal = state.calendar().await;
+    let engine = state.chat.engine();
     let case = service::apply_event(
         &state.store,
         state.tz,
         &cal,
         state.channels(),
+        &engine.catalog.case_topic_ids(),
         &Actor::from(&user),
         &folio,
         &ev,

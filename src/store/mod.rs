@@ -82,11 +82,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey")
 }
 
 /// How hard a commit waits for the disk.

@@ -14,6 +14,7 @@ use minijinja::{context, Environment};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::http::error::FieldError;
 use crate::http::{ApiError, PublicLimit};
 use crate::oirs::domain::Channel;
 use crate::oirs::routes::{file_and_answer, lookup, validate, CaseIn, TrackQuery};
@@ -24,7 +25,8 @@ const SITE_CSS: &str = include_str!("../../widget/site.css");
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
 const WIDGET_CSS: &str = include_str!("../../widget/widget.css");
 /// Where the served widget carries the municipality's contact data.
-const PROFILE_SLOT: &str = "/*PROFILE*/ { municipio: \"\", telefono: \"\", correo: \"\" }";
+const PROFILE_SLOT: &str =
+    "/*PROFILE*/ { municipio: \"\", telefono: \"\", correo: \"\", trato: \"usted\" }";
 
 pub fn router(limit: PublicLimit) -> Router<AppState> {
     let assets = Router::new()
@@ -42,7 +44,8 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         Router::new()
             .route("/", get(home))
             .route("/oirs", get(form_page).post(submit))
-            .route("/seguimiento", get(track_page)),
+            .route("/oirs/recibido", get(receipt))
+            .route("/seguimiento", get(track_form).post(track_page)),
     )
     .merge(assets)
 }
@@ -91,6 +94,7 @@ async fn widget_js(State(state): State<AppState>, req: HeaderMap) -> Response {
         "municipio": first(&["municipio"]),
         "telefono": first(&["telefono_central", "telefono_oirs"]),
         "correo": first(&["correo_oirs", "correo_general"]),
+        "trato": engine.catalog.register().as_str(),
     });
     asset(
         &req,
@@ -148,20 +152,26 @@ pub fn form_field(api_field: &str) -> &str {
     }
 }
 
-/// The topics a case can be about, as `{id, label}` choices sorted by label (small talk and
-/// other topics without a department left out). For the forms of /oirs and the console.
+/// The topics a case can be about, as `{id, label}` choices in Spanish alphabetical order
+/// (accents ignored). Chat-only topics (greetings, opening hours, tracking, contact requests)
+/// are left out. For the forms of /oirs and the console, and the topics API.
 pub fn topic_choices(catalog: &crate::chat::catalog::Catalog) -> Vec<minijinja::Value> {
-    let mut topics: Vec<(String, &str)> = catalog
+    case_topics(catalog)
+        .into_iter()
+        .map(|(id, label)| context! { id => id, label => label })
+        .collect()
+}
+
+/// The case topics as (id, label), in Spanish alphabetical order.
+pub fn case_topics(catalog: &crate::chat::catalog::Catalog) -> Vec<(String, String)> {
+    let mut topics: Vec<(String, String)> = catalog
         .topics
         .iter()
-        .filter(|t| t.department.is_some())
-        .map(|t| (catalog.topic_label(&t.id), t.id.as_str()))
+        .filter(|t| t.case)
+        .map(|t| (t.id.clone(), catalog.topic_label(&t.id)))
         .collect();
-    topics.sort();
+    topics.sort_by_key(|(_, label)| crate::chat::text::sort_key(label));
     topics
-        .into_iter()
-        .map(|(label, id)| context! { id => id, label => label })
-        .collect()
 }
 
 /// A case as typed into a form with the Spanish field names (/oirs, console registration).
@@ -190,7 +200,8 @@ pub fn case_from_form(values: &HashMap<String, String>) -> CaseIn {
 async fn form_context(
     state: &AppState,
     values: &HashMap<String, String>,
-    errors: &HashMap<String, String>,
+    errors: &[FieldError],
+    notice: Option<String>,
 ) -> Result<minijinja::Value, ApiError> {
     let types: Vec<_> = service::case_types(&state.store)
         .await?
@@ -198,9 +209,19 @@ async fn form_context(
         .filter(|t| t.active)
         .collect();
     let topics = topic_choices(&state.chat.engine().catalog);
-    Ok(
-        context! { page => "form", title => "Ingresar un caso", types => types, topics => topics, values => values, errors => errors },
-    )
+    // Beside each field, and in the summary at the top with a link to the field.
+    let by_field: HashMap<&str, &str> = errors
+        .iter()
+        .map(|e| (form_field(&e.field), e.message.as_str()))
+        .collect();
+    let summary: Vec<minijinja::Value> = errors
+        .iter()
+        .map(|e| context! { id => form_field(&e.field), message => e.message })
+        .collect();
+    Ok(context! {
+        page => "form", title => "Ingresar un caso", types => types, topics => topics,
+        values => values, errors => by_field, summary => summary, notice => notice,
+    })
 }
 
 #[derive(Deserialize)]
@@ -209,70 +230,160 @@ struct FormQuery {
     tema: Option<String>,
 }
 
+/// The form, with a one-time token: the Idempotency-Key its submission files with, so a
+/// double click, a reload or the back button never files twice.
 async fn form_page(
     State(state): State<AppState>,
     Query(q): Query<FormQuery>,
 ) -> Result<Response, ApiError> {
+    let catalog = &state.chat.engine().catalog;
     let mut values = HashMap::new();
-    values.insert(
-        "tipo".to_string(),
-        q.tipo.unwrap_or_else(|| "consulta".into()),
-    );
-    values.insert("tema".to_string(), q.tema.unwrap_or_default());
-    let ctx = form_context(&state, &values, &HashMap::new()).await?;
-    Ok(render(&state, ctx))
+    values.insert("token".to_string(), uuid::Uuid::new_v4().to_string());
+    values.insert("tipo".to_string(), q.tipo.unwrap_or_default());
+    // A topic is taken from the link only when it is one a case can be about.
+    let tema = q
+        .tema
+        .filter(|t| catalog.is_case_topic(t))
+        .unwrap_or_default();
+    values.insert("tema".to_string(), tema);
+    let ctx = form_context(&state, &values, &[], None).await?;
+    Ok(no_store(render(&state, ctx)))
 }
+
+/// How long the receipt of a filing can be shown again at its address.
+const RECEIPT_MAX_AGE_MS: i64 = 60 * 60 * 1000;
 
 async fn submit(
     State(state): State<AppState>,
-    Form(values): Form<HashMap<String, String>>,
+    Form(mut values): Form<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let input = case_from_form(&values);
-    let filed = match validate(&input, &state, Channel::Web, Utc::now()) {
-        Ok(case) => file_and_answer(&state, case, None).await.map(|(_, j)| j.0),
-        Err(e) => Err(e),
-    };
-    match filed {
-        Ok(filed) => {
-            let due = filed.due_date.format("%d-%m-%Y").to_string();
-            Ok(render(
-                &state,
-                context! { page => "filed", title => "Caso recibido", filed => filed, due => due },
-            ))
+    let token = values
+        .get("token")
+        .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .to_string();
+    values.insert("token".to_string(), token.clone());
+    // A description without a topic: suggest one from what it says, for the resident to
+    // confirm or change (the case is not filed under a topic nobody chose).
+    let mut suggestion = None;
+    if values.get("tema").is_none_or(|t| t.trim().is_empty()) {
+        let description = values.get("descripcion").cloned().unwrap_or_default();
+        if let Some(topic) = state
+            .chat
+            .engine()
+            .suggest_topic(&description, state.today())
+        {
+            suggestion = Some(state.chat.engine().catalog.topic_label(&topic));
+            values.insert("tema".to_string(), topic);
         }
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let mut errors = HashMap::new();
-            let field = e.field.as_deref().map(form_field).unwrap_or("descripcion");
-            errors.insert(field.to_string(), e.message.clone());
-            let ctx = form_context(&state, &values, &errors).await?;
-            let mut resp = render(&state, ctx);
-            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(resp)
-        }
-        Err(e) => Err(e),
     }
+    let input = case_from_form(&values);
+    let checked = validate(&input, &state, Channel::Web, Utc::now()).await;
+    let errors = match &checked {
+        Ok(_) => Vec::new(),
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => e.field_errors(),
+        Err(_) => return checked.map(|_| Response::default()),
+    };
+    if suggestion.is_some() || !errors.is_empty() {
+        let notice = suggestion.map(|label| {
+            format!(
+                "Según lo que describe, sugerimos el tema «{label}». Confírmelo o elija otro, y envíe el caso."
+            )
+        });
+        let ctx = form_context(&state, &values, &errors, notice).await?;
+        let mut resp = no_store(render(&state, ctx));
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(resp);
+    }
+    let case = checked?;
+    // The token is the request: any submission of the same form files the same case.
+    let idem = Some((token.clone(), crate::store::sha256_hex(token.as_bytes())));
+    let (_, _receipt) = file_and_answer(&state, case, idem).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/oirs/recibido?t={token}"))],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ReceiptQuery {
+    t: Option<String>,
+}
+
+/// The receipt after filing (the Get of Post/Redirect/Get): reloading it files nothing.
+async fn receipt(
+    State(state): State<AppState>,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
+    let filed = match q.t.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => service::filed_by_key(&state.store, t, RECEIPT_MAX_AGE_MS).await?,
+        None => None,
+    };
+    let Some(filed) = filed else {
+        let mut resp = render(
+            &state,
+            context! { page => "filed", title => "Caso recibido", expired => true },
+        );
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(no_store(resp));
+    };
+    let due = filed.due_date.format("%d-%m-%Y").to_string();
+    Ok(no_store(render(
+        &state,
+        context! { page => "filed", title => "Caso recibido", filed => filed, due => due },
+    )))
+}
+
+/// Pages that show a tracking code or a case are not kept by browsers or proxies, and the
+/// address they were reached from is not sent on.
+fn no_store(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
 #[derive(Deserialize)]
 struct TrackPageQuery {
     folio: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TrackForm {
+    folio: Option<String>,
     code: Option<String>,
     rut: Option<String>,
 }
 
+/// The tracking form (a folio in the address only fills it in: codes and RUTs travel in the
+/// body of a POST, never in an address, a browser history or a log).
+async fn track_form(State(state): State<AppState>, Query(q): Query<TrackPageQuery>) -> Response {
+    let folio = q.folio.unwrap_or_default();
+    render(
+        &state,
+        context! { page => "track", title => "Seguimiento", folio => folio },
+    )
+}
+
 async fn track_page(
     State(state): State<AppState>,
-    Query(q): Query<TrackPageQuery>,
+    Form(q): Form<TrackForm>,
 ) -> Result<Response, ApiError> {
     let folio = q.folio.clone().unwrap_or_default();
     let asked = !folio.trim().is_empty()
         && (q.code.as_deref().is_some_and(|c| !c.trim().is_empty())
             || q.rut.as_deref().is_some_and(|r| !r.trim().is_empty()));
     if !asked {
-        return Ok(render(
+        let mut resp = render(
             &state,
-            context! { page => "track", title => "Seguimiento", folio => folio },
-        ));
+            context! { page => "track", title => "Seguimiento", folio => folio, incomplete => true },
+        );
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(resp);
     }
     let tq = TrackQuery {
         code: q.code.clone(),
@@ -280,16 +391,25 @@ async fn track_page(
     };
     match lookup(&state, &folio, &tq).await {
         Ok(case) => {
-            let received = case
-                .received_at
-                .with_timezone(&state.tz)
-                .format("%d-%m-%Y")
-                .to_string();
+            let local = |t: &chrono::DateTime<Utc>| {
+                t.with_timezone(&state.tz)
+                    .format("%d-%m-%Y %H:%M")
+                    .to_string()
+            };
+            let received = local(&case.received_at);
             let due = case.due_date.format("%d-%m-%Y").to_string();
-            Ok(render(
+            let history: Vec<minijinja::Value> = case
+                .history
+                .iter()
+                .map(|e| context! { at => local(&e.at), label => e.label, note => e.note })
+                .collect();
+            Ok(no_store(render(
                 &state,
-                context! { page => "track", title => "Seguimiento", folio => folio, case => case, received => received, due => due },
-            ))
+                context! {
+                    page => "track", title => "Seguimiento", folio => folio, case => case,
+                    received => received, due => due, history => history,
+                },
+            )))
         }
         Err(e)
             if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::TOO_MANY_REQUESTS =>

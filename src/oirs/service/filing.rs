@@ -36,8 +36,14 @@ pub struct Filed {
     pub tracking_code: String,
     pub status: Status,
     pub department: String,
+    /// The department's name, as residents read it.
+    #[serde(default)]
+    pub department_name: String,
     pub received_at: DateTime<Utc>,
     pub due_date: NaiveDate,
+    /// Whether a confirmation e-mail to the resident was queued.
+    #[serde(default)]
+    pub confirmation_email: bool,
 }
 
 /// Which outbox channels have a receiver. Messages for a channel nobody configured are not
@@ -197,6 +203,7 @@ pub async fn file_case(
                 })));
             }
             messages.retain(|(k, _)| ctx.channels.wants(k));
+            let confirmation_email = c.email.is_some() && ctx.channels.wants("email");
             if !messages.is_empty() {
                 let mut qb = sqlx::QueryBuilder::new("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) ");
                 qb.push_values(&messages, |mut b, (kind, payload)| {
@@ -214,8 +221,10 @@ pub async fn file_case(
                 tracking_code: code.clone(),
                 status: Status::Derivado,
                 department: department.clone(),
+                department_name: dept_name.clone(),
                 received_at: c.received_at,
                 due_date: due,
+                confirmation_email,
             };
             if let Some((key, req_hash)) = idempotency {
                 sqlx::query("INSERT INTO idempotency_keys (key, request_hash, response, created_at) VALUES ($1, $2, $3, $4)")
@@ -263,6 +272,23 @@ async fn idempotent_replay(
     }
 }
 
+/// The answer a filing with this Idempotency-Key got, if it was filed less than `max_age_ms`
+/// ago: the receipt the /oirs page shows after redirecting (Post/Redirect/Get).
+pub async fn filed_by_key(
+    store: &Store,
+    key: &str,
+    max_age_ms: i64,
+) -> Result<Option<Filed>, StoreError> {
+    let row: Option<(String,)> = with_pool!(store, pool => {
+        sqlx::query_as("SELECT response FROM idempotency_keys WHERE key = $1 AND created_at >= $2")
+            .bind(key)
+            .bind(now_millis() - max_age_ms)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.and_then(|(r,)| serde_json::from_str(&r).ok()))
+}
+
 /// A case as stored.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct CaseRecord {
@@ -290,6 +316,8 @@ pub struct CaseRecord {
     pub alert_level: String,
     pub answer: Option<String>,
     pub answered_at: Option<DateTime<Utc>>,
+    /// The folio this case repeats, when it was closed as a duplicate.
+    pub duplicate_of: Option<String>,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

@@ -58,6 +58,7 @@ macro_rules! case_from_row {
             alert_level: r.try_get(18)?,
             answer: r.try_get(19)?,
             answered_at: answered.map(millis),
+            duplicate_of: r.try_get(21)?,
         }
     }};
 }
@@ -65,7 +66,7 @@ macro_rules! case_from_row {
 pub(crate) const CASE_COLUMNS: &str =
     "id, folio, tracking_hash, case_type, topic, department_id, status, channel, \
     description, name, rut, email, phone, address, received_at, due_date, paused_since, extended, \
-    alert_level, answer, answered_at";
+    alert_level, answer, answered_at, duplicate_of";
 
 pub(crate) fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()

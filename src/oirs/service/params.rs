@@ -83,6 +83,45 @@ pub async fn departments(store: &Store) -> Result<Vec<Department>, StoreError> {
         .collect())
 }
 
+/// The names people read for department and case-type ids (falling back to the id, never
+/// failing a page for a missing name).
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    departments: std::collections::HashMap<String, String>,
+    types: std::collections::HashMap<String, String>,
+}
+
+impl Names {
+    pub async fn load(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            departments: departments(store)
+                .await?
+                .into_iter()
+                .map(|d| (d.id, d.name))
+                .collect(),
+            types: case_types(store)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.name))
+                .collect(),
+        })
+    }
+
+    pub fn department(&self, id: &str) -> String {
+        self.departments
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    pub fn case_type(&self, id: &str) -> String {
+        self.types
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
 pub async fn upsert_department(store: &Store, d: &Department) -> Result<(), StoreError> {
     with_pool!(store, pool => {
         sqlx::query(

@@ -84,6 +84,13 @@ pub struct EventIn {
     /// Reason, comment, question to the resident, or the answer text (responder).
     #[serde(default)]
     pub text: Option<String>,
+    /// Cerrar: the folio of the case this one repeats (closes it from any open status; the
+    /// resident is told where their request continues).
+    #[serde(default)]
+    pub duplicate_of: Option<String>,
+    /// Corregir_tema: the right topic.
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 /// Applies a staff event with the status machine, pause/extension rules, audit and outbox.
@@ -93,6 +100,7 @@ pub async fn apply_event(
     tz: Tz,
     calendar: &DiasHabiles,
     channels: Channels,
+    topics: &[&str],
     actor: &Actor,
     folio: &str,
     ev: &EventIn,
@@ -105,7 +113,53 @@ pub async fn apply_event(
     if ev.kind == EventKind::Derivar && !matches!(actor.role, Role::Admin | Role::Coordinator) {
         return Err(OirsError::Forbidden);
     }
-    let to = transition(case.status, ev.kind).ok_or_else(|| {
+    let duplicate_of = match (ev.kind, ev.duplicate_of.as_deref().map(str::trim)) {
+        (EventKind::Cerrar, Some(d)) if !d.is_empty() => {
+            let other = crate::oirs::domain::Folio::parse(d)
+                .map(|f| f.to_string())
+                .ok_or_else(|| {
+                    OirsError::Invalid("duplicate_of", format!("{d:?} is not a folio"))
+                })?;
+            if other == case.folio {
+                return Err(OirsError::Invalid(
+                    "duplicate_of",
+                    "a case cannot repeat itself".into(),
+                ));
+            }
+            if find_case(store, &other).await?.is_none() {
+                return Err(OirsError::Invalid(
+                    "duplicate_of",
+                    format!("no case has the folio {other}"),
+                ));
+            }
+            Some(other)
+        }
+        _ => None,
+    };
+    let new_topic = match ev.kind {
+        EventKind::CorregirTema => {
+            let t = ev.topic.as_deref().map(str::trim).unwrap_or("");
+            if !topics.contains(&t) {
+                return Err(OirsError::Invalid(
+                    "topic",
+                    format!("{t:?} is not a topic a case can be about"),
+                ));
+            }
+            if t == case.topic {
+                return Err(OirsError::Conflict(
+                    "the case already has that topic".into(),
+                ));
+            }
+            Some(t.to_string())
+        }
+        _ => None,
+    };
+    let allowed = if duplicate_of.is_some() {
+        crate::oirs::domain::close_as_duplicate(case.status)
+    } else {
+        transition(case.status, ev.kind)
+    };
+    let to = allowed.ok_or_else(|| {
         OirsError::Conflict(format!(
             "cannot {} a case that is {}",
             ev.kind.as_str(),
@@ -189,6 +243,15 @@ pub async fn apply_event(
     let public = !matches!(ev.kind, EventKind::Comentar);
     let note = match ev.kind {
         EventKind::Derivar => Some(format!("Derivado a {department}: {}", text.unwrap_or(""))),
+        EventKind::Cerrar if duplicate_of.is_some() => Some(format!(
+            "Cerrado por repetir el caso {}, donde continúa la atención",
+            duplicate_of.as_deref().unwrap_or("")
+        )),
+        EventKind::CorregirTema => Some(format!(
+            "Tema corregido: {} → {}",
+            case.topic,
+            new_topic.as_deref().unwrap_or("")
+        )),
         EventKind::Prorrogar => Some(format!("Plazo prorrogado hasta {}", due.format("%d-%m-%Y"))),
         _ => text.map(String::from),
     };
@@ -219,6 +282,10 @@ pub async fn apply_event(
             EventKind::PedirInformacion => Some((format!("Necesitamos información sobre su caso {}", case.folio), format!(
                 "Estimado(a) {}:\n\nPara continuar con su caso {} necesitamos: {}\n\nOIRS Municipal",
                 case.name, case.folio, text.unwrap_or("")))),
+            EventKind::Cerrar if duplicate_of.is_some() => Some((format!("Su caso {} continúa en otro folio", case.folio), format!(
+                "Estimado(a) {}:\n\nSu caso {} repite lo que ya pidió en el caso {}, donde seguimos atendiéndolo; por eso cerramos {}.\n\
+                 Puede seguir el caso {} en /seguimiento.\n\nOIRS Municipal",
+                case.name, case.folio, duplicate_of.as_deref().unwrap_or(""), case.folio, duplicate_of.as_deref().unwrap_or("")))),
             _ => None,
         };
         if let Some((subject, body)) = resident_mail {
@@ -234,6 +301,7 @@ pub async fn apply_event(
                 "UPDATE cases SET status = $1, department_id = $2, due_date = $3, paused_since = $4, \
                  extended = $5, answer = COALESCE($6, answer), answered_at = CASE WHEN $6 IS NULL THEN answered_at ELSE $7 END, \
                  closed_at = CASE WHEN $1 = 'cerrado' THEN $7 ELSE closed_at END, alert_level = CASE WHEN $1 IN ('respondido', 'cerrado') THEN 'none' ELSE alert_level END, \
+                 duplicate_of = COALESCE($10, duplicate_of), topic = COALESCE($11, topic), \
                  updated_at = $7 WHERE id = $8 AND status = $9",
             )
             .bind(to.as_str())
@@ -245,6 +313,8 @@ pub async fn apply_event(
             .bind(now)
             .bind(case.id)
             .bind(case.status.as_str())
+            .bind(&duplicate_of)
+            .bind(&new_topic)
             .execute(&mut *tx)
             .await?
             .rows_affected();
