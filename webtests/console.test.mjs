@@ -62,11 +62,22 @@ test("a department user sees only their department's cases, answers one, and the
   // The department filter is not even offered to department staff.
   assert.equal(await page.getByLabel("Departamento").count(), 0);
 
-  // The CSV export holds the same list.
+  // People's words in the list: each case's subject, type and status names, no raw ids.
+  const table = await list.innerText();
+  assert.match(table, /Necesito saber el estado de mi permiso/, "the subject");
+  assert.match(table, /Solicitud/);
+  for (const raw of ["solicitud\t", "permisos_edificacion", "derivado\t", "dom\t"]) assert.ok(!table.includes(raw), `raw id ${raw}`);
+
+  // The CSV export holds the same list, ids with their names beside; the Excel variant uses
+  // ";" and a byte-order mark so a Chilean Excel opens it in columns.
   const csv = await (await context.request.get(server.base + "/staff/casos.csv")).text();
-  assert.match(csv, /^folio,tipo,tema,departamento,estado/);
+  assert.match(csv, /^folio,tipo,tipo_nombre,tema,tema_nombre,departamento,departamento_nombre,estado,estado_nombre/);
   assert.ok(csv.includes(cases.dom.folio) && !csv.includes(cases.dideco.folio));
+  assert.ok(csv.includes("Permisos de edificación"));
   assert.ok(!csv.includes("Rosa"), "no personal data in the list export");
+  const excel = await (await context.request.get(server.base + "/staff/casos.csv?excel=si")).body();
+  assert.deepEqual([...excel.subarray(0, 3)], [0xef, 0xbb, 0xbf], "UTF-8 BOM");
+  assert.match(excel.toString("utf8"), /^\ufefffolio;tipo;tipo_nombre;/);
 
   await list.getByRole("link", { name: cases.dom.folio }).click();
   await page.getByRole("heading", { name: new RegExp(cases.dom.folio) }).waitFor();
@@ -77,6 +88,12 @@ test("a department user sees only their department's cases, answers one, and the
   await page.getByRole("alert").filter({ hasText: "Escriba el texto" }).waitFor();
   await page.getByLabel(/Respuesta al vecino/).fill("Su permiso fue aprobado; puede retirarlo en la DOM de lunes a viernes.");
   await page.getByRole("button", { name: "Responder al vecino" }).click();
+  // Nothing is sent before its author confirms.
+  const confirm = page.locator("#confirmar");
+  await confirm.waitFor();
+  assert.match(await confirm.innerText(), /Se enviará por correo a rosa@example.cl/);
+  assert.doesNotMatch(await page.locator("h1").innerText(), /Respondido/);
+  await confirm.getByRole("button", { name: "Enviar la respuesta al vecino" }).click();
   await page.getByRole("status").filter({ hasText: "Respuesta registrada" }).waitFor();
   assert.match(await page.locator("h1").innerText(), /Respondido/);
   await screenshot(page, "staff-case-1280");
@@ -100,6 +117,7 @@ test("the coordinator re-routes a case and the new department sees it", async ()
   const { context, page } = await session("coord");
   assert.match(await page.locator("h1").innerText(), /todos los departamentos/);
   await page.getByRole("link", { name: cases.dideco.folio }).click();
+  assert.equal(await page.getByLabel("Departamento de destino").inputValue(), "", "no department preselected");
   await page.getByLabel("Departamento de destino").selectOption("dom");
   await page.getByLabel("Motivo (interno)").fill("Es un permiso de la DOM, no una beca.");
   await page.getByRole("button", { name: "Derivar a otro departamento" }).click();
@@ -228,14 +246,88 @@ test("staff register a case received on paper and the resident tracks it with th
   const folio = text.match(/OIRS-\d{4}-\d{6}/)[0];
   const code = text.match(/Código de seguimiento:\s*(\S+)/)[1];
   await page.getByRole("link", { name: "Ver el caso" }).click();
-  assert.match(await page.locator("dl.facts").first().innerText(), /oficina_partes/);
+  assert.match(await page.locator("dl.facts").first().innerText(), /Oficina de Partes \(carta o documento\)/);
   assert.ok((await page.locator("dl.facts").first().innerText()).includes(`${day.split("-").reverse().join("-")} 10:30`));
   await context.close();
 
   const resident = await session(null);
-  await resident.page.goto(server.base + `/seguimiento?folio=${folio}&code=${code}`);
+  await resident.page.goto(server.base + `/seguimiento?folio=${folio}`);
+  await resident.page.getByLabel("Código de seguimiento").fill(code);
+  await resident.page.getByRole("button", { name: "Ver estado" }).click();
   assert.match(await resident.page.locator("main h2").innerText(), new RegExp(folio));
+  const facts = await resident.page.locator("dl.facts").innerText();
+  assert.match(facts, /Unidad responsable\s+\S/);
+  assert.ok(!facts.includes("secpla") && !facts.includes("calles_veredas"), "names, not ids");
   await resident.context.close();
+});
+
+test("staff close a duplicate as a repeat of another folio; the resident is told where it continues", async () => {
+  const first = await file("alumbrado_publico", "La luminaria del pasaje Los Aromos 12 está apagada hace una semana.");
+  const repeat = await file("alumbrado_publico", "Otra vez: la luminaria del pasaje Los Aromos 12 sigue apagada.");
+  const { context, page } = await session("coord");
+  await page.goto(server.base + `/staff/casos/${repeat.folio}`);
+  const form = page.locator("#accion-duplicado");
+  // A folio that does not exist is refused beside the action, with what was typed kept.
+  await form.getByLabel("Folio del caso que este repite").fill("OIRS-2020-999999");
+  await form.getByRole("button", { name: "Cerrar por duplicado" }).click();
+  await page.locator("#err-duplicado").waitFor();
+  assert.equal(await page.getByLabel("Folio del caso que este repite").inputValue(), "OIRS-2020-999999");
+  await page.getByLabel("Folio del caso que este repite").fill(first.folio);
+  await page.locator("#accion-duplicado").getByRole("button", { name: "Cerrar por duplicado" }).click();
+  await page.getByRole("status").filter({ hasText: "Caso cerrado" }).waitFor();
+  assert.match(await page.locator("h1").innerText(), /Cerrado/);
+  assert.match(await page.locator("dl.facts").first().innerText(), new RegExp(`Duplicado de\\s+${first.folio}`));
+  // The topic can be corrected too (audited), on the other case.
+  await page.goto(server.base + `/staff/casos/${first.folio}`);
+  await page.getByLabel("Tema correcto").selectOption("calles_veredas");
+  await page.getByRole("button", { name: "Corregir el tema" }).click();
+  await page.getByRole("status").filter({ hasText: "Tema corregido" }).waitFor();
+  assert.match(await page.locator("dl.facts").first().innerText(), /Tema\s+Calles y veredas/);
+  await context.close();
+
+  const resident = await session(null);
+  await resident.page.goto(server.base + "/seguimiento");
+  await resident.page.getByLabel("Folio").fill(repeat.folio);
+  await resident.page.getByLabel("Código de seguimiento").fill(repeat.tracking_code);
+  await resident.page.getByRole("button", { name: "Ver estado" }).click();
+  assert.match(await resident.page.locator("ol.history").innerText(), new RegExp(`repetir el caso ${first.folio}`));
+  await resident.context.close();
+});
+
+test("the inbox and the monthly report read in people's words, without raw ids", async () => {
+  // A conversation and a compliment, so the report has intents and case types to name.
+  const s = await (await fetch(server.base + "/api/v1/chat/sessions", { method: "POST" })).json();
+  for (const text of ["horario de atencion de la muni", "quiero que me contacten"]) {
+    await fetch(server.base + `/api/v1/chat/sessions/${s.session_id}/messages`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text }),
+    });
+  }
+  const r = await fetch(server.base + "/api/v1/oirs/cases", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ type: "felicitacion", topic: "sugerencia", description: "Felicito a la funcionaria del mesón por su amabilidad.", name: "Ana Soto", consent: true }),
+  });
+  assert.equal(r.status, 201);
+  const { context, page } = await session("admin");
+  const month = new Date().toISOString().slice(0, 7);
+  // The recorder writes in batches: wait for the month's report to count the messages.
+  let html = "";
+  for (let i = 0; i < 50 && !html.includes("Horarios de atención"); i++) {
+    html = await (await context.request.get(server.base + `/api/v1/reports/monthly/${month}?format=html`)).text();
+    if (!html.includes("Horarios de atención")) await new Promise((res) => setTimeout(res, 200));
+  }
+  await page.setContent(html);
+  const text = await page.locator("body").innerText();
+  assert.match(text, /Horarios de atención/);
+  assert.match(text, /Felicitación/);
+  for (const raw of ["horario_atencion", "contactar_me", "felicitacion", "permiso_circulacion_campana", "aseo_ornato"]) {
+    assert.ok(!text.includes(raw), `raw id ${raw} in the report`);
+  }
+  assert.doesNotMatch(text, /\b1 casos\b|\b1 nuevos\b|mediana de —/);
+  assert.equal(await page.locator("main").count(), 1, "the report has its main landmark");
+  await page.goto(server.base + "/staff/casos?estado=todos");
+  const inbox = await page.locator("main").innerText();
+  for (const raw of ["felicitacion", "alumbrado_publico", "relaciones_publicas"]) assert.ok(!inbox.includes(raw), `raw id ${raw} in the inbox`);
+  await context.close();
 });
 
 test("axe-core finds no serious or critical violations in the console", async () => {

@@ -152,8 +152,8 @@ pub struct Reading {
     pub subject: Vec<String>,
     /// Short enough to be a follow-up at all.
     pub short: bool,
-    /// How many meaningful words it has (one or two: a keyword, not a sentence).
-    pub meaningful: usize,
+    /// Its meaningful stems (one or two: a keyword, not a sentence).
+    pub meaningful: Vec<String>,
     /// The case type the words call for, if any.
     pub case_type: Option<&'static str>,
     /// It says outright that it files something ("solicito…", "reclamo por…").
@@ -209,7 +209,7 @@ impl Cues {
                 .map(|s| s.to_string())
                 .collect(),
             short: words > 0 && words <= FOLLOW_UP_MAX_WORDS,
-            meaningful: alphabetic.len(),
+            meaningful: alphabetic.iter().map(|s| s.to_string()).collect(),
             case_type,
             files: any(&self.filing),
             names_subject: alphabetic

@@ -54,6 +54,8 @@ pub struct Engine {
     pub matcher: Matcher,
     pub thresholds: Thresholds,
     cues: Cues,
+    /// The stems of each intent's title: the words that name it.
+    title_stems: Vec<std::collections::HashSet<String>>,
 }
 
 /// A reply with what analytics needs to know about it.
@@ -106,11 +108,24 @@ impl Engine {
             }])
         })?;
         let cues = Cues::new(matcher.pipeline());
+        let title_stems = catalog
+            .intents
+            .iter()
+            .map(|i| {
+                matcher
+                    .pipeline()
+                    .analyze(&i.title)
+                    .stems
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
         Ok(Self {
             catalog,
             matcher,
             thresholds,
             cues,
+            title_stems,
         })
     }
 
@@ -634,6 +649,14 @@ impl Engine {
         {
             l.url = oirs_url(&filing);
         }
+        // The form one click away: a reply that offers filing through a menu button gets the
+        // link that opens the form on what the conversation said.
+        if !reply.links.iter().any(|l| l.url.starts_with("/oirs")) {
+            reply.links.push(ReplyLink {
+                label: filing_link_label(&filing.case_type).into(),
+                url: oirs_url(&filing),
+            });
+        }
         reply.filing = Some(filing);
     }
 
@@ -834,9 +857,18 @@ impl Engine {
         // One or two words the examples of two topics use alike ("permiso": de circulación or
         // de edificación?): the classifier's preference comes from how many examples each has,
         // not from the message, so the bot asks.
-        let tied =
-            |t: &TopicScore| evidence > 0.0 && evidence_of(t) >= evidence * (1.0 - KEYWORD_TIE);
-        let keyword_tie = reading.meaningful <= 2 && topics.iter().skip(1).any(tied);
+        // Both topics must be named by those words (their titles use them), or it is no tie:
+        // "reclamo" alone is a complaint, though tracking examples mention complaints too.
+        let named_by_both = |t: &TopicScore| {
+            reading.meaningful.iter().all(|s| {
+                self.title_stems[best.intent].contains(s) && self.title_stems[t.intent].contains(s)
+            })
+        };
+        let tied = |t: &TopicScore| {
+            evidence > 0.0 && evidence_of(t) >= evidence * (1.0 - KEYWORD_TIE) && named_by_both(t)
+        };
+        let keyword_tie =
+            (1..=2).contains(&reading.meaningful.len()) && topics.iter().skip(1).any(tied);
         let close = second >= best.probability * CLOSE_RATIO || keyword_tie;
         let alternatives: Vec<Alternative> =
             topics.iter().skip(1).take(2).map(alternative).collect();
@@ -933,6 +965,19 @@ fn query_param(url: &str, key: &str) -> Option<String> {
         let (k, v) = kv.split_once('=')?;
         (k == key && !v.is_empty()).then(|| v.to_string())
     })
+}
+
+/// What the link that opens the form says, by case type.
+fn filing_link_label(case_type: &str) -> &'static str {
+    match case_type {
+        "reclamo" => "Ingresar un reclamo",
+        "sugerencia" => "Dejar una sugerencia",
+        "felicitacion" => "Dejar una felicitación",
+        "consulta" => "Dejar una consulta por escrito",
+        "transparencia" => "Solicitar información pública",
+        "datos_personales" => "Solicitud sobre datos personales",
+        _ => "Ingresar una solicitud",
+    }
 }
 
 /// The `/oirs` link that opens the form on a filing.
