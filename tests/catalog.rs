@@ -285,15 +285,15 @@ fn dev_set_meets_the_bars() {
 
 /// The held-out set written for round 2 (`tests/data/holdout-2026-11.tsv`) by someone who
 /// never saw the catalog; nobody studied its misses, only its totals. The bars are issue
-/// #12's where they are met; the answer rate reaches 0.844 (0.85 asked) and "right topic
-/// offered" 0.971, gated a little below so that noise in a single line does not fail it.
+/// #12's; "right topic offered" reaches 0.971 and is gated a little below 0.97 so that one line
+/// does not fail it.
 #[test]
 fn fresh_holdout_meets_the_bars() {
     let src = std::fs::read_to_string(data("holdout-2026-11.tsv")).expect("holdout");
     meets_bars(
         &src,
         &Bars {
-            answer_rate: 0.84,
+            answer_rate: 0.85,
             precision: 0.97,
             offered: 0.965,
             false_fallbacks: 0.03,
