@@ -284,6 +284,22 @@ async fn monthly_report_tells_it_in_sentences(backend: Backend) {
         .expect("t");
     assert!(csv.starts_with("section,key,label,count,share"));
     assert!(csv.contains("botonera,direcciones_telefonos_correos/contactos_telefonicos,Contactos telefónicos,2,0.6667"), "{csv}");
+    // The variant a Chilean Excel opens in columns.
+    let excel = app
+        .client
+        .get(app.url("/api/v1/reports/monthly/2026-04?format=csv&excel=true"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("s")
+        .text()
+        .await
+        .expect("t");
+    assert!(
+        excel.starts_with("\u{feff}section;key;label;count;share"),
+        "{excel}"
+    );
+    assert!(excel.contains("botonera;direcciones_telefonos_correos/contactos_telefonicos;Contactos telefónicos;2;0,6667"), "{excel}");
     let html = app
         .client
         .get(app.url("/api/v1/reports/monthly/2026-04"))

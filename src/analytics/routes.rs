@@ -41,6 +41,9 @@ pub struct RangeQuery {
     pub group_by: Option<GroupBy>,
     /// json (default) or csv.
     pub format: Option<String>,
+    /// With csv: the variant a Chilean Excel opens in columns (`;`, decimal commas, BOM).
+    #[serde(default)]
+    pub excel: bool,
 }
 
 fn parse_day(field: &str, s: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
@@ -151,7 +154,10 @@ pub async fn interactions(
         w.flush()?;
         Ok(w.into_inner().map_err(|e| e.into_error())?)
     };
-    let bytes = rows().map_err(ApiError::internal)?;
+    let mut bytes = rows().map_err(ApiError::internal)?;
+    if q.excel {
+        bytes = crate::http::excel_csv(&bytes, true).map_err(ApiError::internal)?;
+    }
     Ok(attachment(
         "text/csv; charset=utf-8",
         format!("interacciones-{from}-{to}.csv"),
@@ -179,14 +185,18 @@ pub async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let store = state.store.clone();
     let json = format == "json";
+    let excel = q.excel && !json;
     tokio::spawn(async move {
         let result: Result<(), sqlx::Error> = async {
-            let head: &[u8] = if json {
-                b"["
+            const HEAD: &str = "occurred_at,local_date,weekday,hour,kind,button_id,parent_id,intent,topic,confidence,fallback\n";
+            let head = if json {
+                Bytes::from_static(b"[")
+            } else if excel {
+                Bytes::from(crate::http::excel_csv(HEAD.as_bytes(), true).unwrap_or_default())
             } else {
-                b"occurred_at,local_date,weekday,hour,kind,button_id,parent_id,intent,topic,confidence,fallback\n"
+                Bytes::from_static(HEAD.as_bytes())
             };
-            if tx.send(Bytes::from_static(head)).await.is_err() {
+            if tx.send(head).await.is_err() {
                 return Ok(());
             }
             let mut first = true;
@@ -213,6 +223,8 @@ pub async fn export(
                         let mut s = if first { String::new() } else { ",".to_string() };
                         s.push_str(&serde_json::to_string(&rec).unwrap_or_default());
                         s
+                    } else if excel {
+                        String::from_utf8(crate::http::excel_csv(rec.csv_line().as_bytes(), false).unwrap_or_default()).unwrap_or_default()
                     } else {
                         rec.csv_line()
                     };
@@ -291,6 +303,9 @@ impl ExportRow {
 pub struct ReportQuery {
     /// html (default), csv or json.
     pub format: Option<String>,
+    /// With csv: the variant a Chilean Excel opens in columns (`;`, decimal commas, BOM).
+    #[serde(default)]
+    pub excel: bool,
 }
 
 /// Builds the monthly report of `month`, as rendered by HTTP and by `ventanilla report`.
@@ -371,6 +386,10 @@ pub async fn monthly(
             body,
         )
             .into_response());
+    }
+    if format == "csv" && q.excel {
+        let excel = crate::http::excel_csv(body.as_bytes(), true).map_err(ApiError::internal)?;
+        return Ok(attachment(ct, format!("informe-{month}-excel.csv"), excel));
     }
     Ok(attachment(ct, format!("informe-{month}.{format}"), body))
 }

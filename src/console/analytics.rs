@@ -160,10 +160,11 @@ async fn report(c: Console, Query(q): Query<ReportQuery>) -> PageResult {
     if !ok {
         return Err(ApiError::invalid("mes", "Elija un mes como 2026-04.").into());
     }
-    let formato = q
-        .formato
-        .as_deref()
-        .filter(|f| ["csv", "json"].contains(f))
-        .unwrap_or("html");
-    Ok(Redirect::to(&format!("/api/v1/reports/monthly/{mes}?format={formato}")).into_response())
+    let target = match q.formato.as_deref() {
+        Some("csv") => "format=csv",
+        Some("excel") => "format=csv&excel=true",
+        Some("json") => "format=json",
+        _ => "format=html",
+    };
+    Ok(Redirect::to(&format!("/api/v1/reports/monthly/{mes}?{target}")).into_response())
 }

@@ -160,19 +160,57 @@ where
     R: IntoIterator<Item = Vec<F>>,
     F: AsRef<[u8]>,
 {
-    let mut out = Vec::new();
-    if excel {
-        out.extend_from_slice("\u{feff}".as_bytes());
-    }
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(if excel { b';' } else { b',' })
-        .from_writer(out);
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header)?;
     for r in rows {
         w.write_record(&r)?;
     }
     w.flush()?;
+    let plain = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    if excel {
+        excel_csv(&plain, true)
+    } else {
+        Ok(plain)
+    }
+}
+
+/// Rewrites an RFC 4180 CSV as the variant a Chilean Excel opens in columns: `;` between
+/// fields, decimal commas (`0,6667`), and a UTF-8 byte-order mark.
+pub fn excel_csv(rfc4180: &[u8], with_bom: bool) -> Result<Vec<u8>, csv::Error> {
+    let mut out = Vec::new();
+    if with_bom {
+        out.extend_from_slice("\u{feff}".as_bytes());
+    }
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(rfc4180);
+    let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
+    for rec in r.records() {
+        let rec = rec?;
+        let fields: Vec<String> = rec.iter().map(decimal_comma).collect();
+        w.write_record(&fields)?;
+    }
+    w.flush()?;
     w.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// "0.6667" → "0,6667"; anything that is not a plain decimal number stays as it is.
+fn decimal_comma(field: &str) -> String {
+    let digits = field.strip_prefix('-').unwrap_or(field);
+    match digits.split_once('.') {
+        Some((a, b))
+            if !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            field.replacen('.', ",", 1)
+        }
+        _ => field.to_string(),
+    }
 }
 
 /// Serves until SIGTERM/SIGINT, then stops accepting, drains requests in flight and flushes
@@ -211,4 +249,20 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn excel_variant_uses_semicolons_decimal_commas_and_a_bom() {
+        let plain = "key,label,share\nmartes,\"Martes, miércoles\",0.4350\nv1.2,x,-3.5\n";
+        let out = excel_csv(plain.as_bytes(), true).expect("csv");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            text,
+            "\u{feff}key;label;share\nmartes;Martes, miércoles;0,4350\nv1.2;x;-3,5\n"
+        );
+    }
 }
