@@ -501,6 +501,59 @@ async fn filing_offers_carry_the_conversation_topic() {
     assert!(v["reply"].get("filing").is_none(), "{v}");
 }
 
+/// A reply that is not sure still offers the OIRS form among its ways out, and says what it
+/// would file: the type the words call for, the topic only when one is clear.
+#[tokio::test]
+async fn unsure_replies_offer_the_filing_the_words_call_for() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let (sid, _) = new_session(&app).await;
+    // Read as about garbage collection, not surely enough to answer: the bot asks, and the
+    // complaint it offers is about that.
+    let (_, v) = say(
+        &app,
+        &sid,
+        json!({"text": "pedi retiro de escombros hace un mes y nunca vinieron"}),
+    )
+    .await;
+    assert_eq!(v["match"]["decision"], "clarify", "{v}");
+    assert_eq!(
+        v["reply"]["filing"],
+        json!({"type": "reclamo", "topic": "aseo_retiro"}),
+        "{v}"
+    );
+    let ids = button_ids(&v["reply"]);
+    assert!(ids.contains(&"hacer_reclamo".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"hacer_solicitud".to_string()), "{ids:?}");
+
+    // Two topics to choose from: the filing names neither.
+    let (fresh, _) = new_session(&app).await;
+    let (_, v) = say(&app, &fresh, json!({"text": "permiso"})).await;
+    assert_eq!(v["match"]["decision"], "clarify", "{v}");
+    assert_eq!(
+        v["reply"]["filing"],
+        json!({"type": "solicitud", "topic": null}),
+        "{v}"
+    );
+
+    // Not understood at all: the request form, on no topic, one click away.
+    let (_, v) = say(&app, &fresh, json!({"text": "blablabla qwerty"})).await;
+    assert_eq!(v["match"]["decision"], "fallback", "{v}");
+    assert_eq!(
+        v["reply"]["filing"],
+        json!({"type": "solicitud", "topic": null}),
+        "{v}"
+    );
+    let urls: Vec<&str> = v["reply"]["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter_map(|l| l["url"].as_str())
+        .collect();
+    assert!(urls.contains(&"/oirs?tipo=solicitud"), "{urls:?}");
+}
+
 /// The conversation's memory reaches the store: at once with PostgreSQL, written behind within
 /// a moment with SQLite (which keeps it in memory too), so a restart or another instance
 /// continues it.

@@ -404,8 +404,16 @@ impl Engine {
                     .filter_map(|b| b.id.strip_prefix(INTENT_BUTTON_PREFIX))
                     .map(String::from)
                     .collect();
+                // A guess the resident is asked to choose against is no guess.
+                let guess = self.clear_case_topic(&ranking, reading).filter(|g| {
+                    conv.choices
+                        .iter()
+                        .filter_map(|id| self.catalog.intent(id))
+                        .all(|i| &i.topic == g || !self.catalog.is_case_topic(&i.topic))
+                });
+                self.offer_filing_unsure(&mut reply, conv, reading, guess);
             }
-            Decision::Fallback => {}
+            Decision::Fallback => self.offer_filing_unsure(&mut reply, conv, reading, None),
         }
         (reply, m)
     }
@@ -638,10 +646,76 @@ impl Engine {
         } else {
             conv.case_topic.clone()
         };
-        let filing = Filing {
-            case_type,
-            topic: case_topic,
+        Self::attach_filing(
+            reply,
+            Filing {
+                case_type,
+                topic: case_topic,
+            },
+        );
+    }
+
+    /// The case topic a message not understood well enough to answer is clearly about: the
+    /// most likely specific case topic, when it is worth suggesting and no other case topic
+    /// comes near it. The form shows it to confirm or change.
+    fn clear_case_topic(&self, ranking: &Ranking, reading: &Reading) -> Option<String> {
+        let mut topics = self.topics(ranking);
+        self.merge_filing_with_subject(&mut topics, reading);
+        let mut cases = topics.iter().filter(|t| {
+            self.catalog.is_case_topic(&t.topic) && !GENERIC_TOPICS.contains(&t.topic.as_str())
+        });
+        let first = cases.next()?;
+        let second = cases.next().map(|t| t.probability).unwrap_or(0.0);
+        (first.probability >= self.thresholds.suggest && second < first.probability * GUESS_LEAD)
+            .then(|| first.topic.clone())
+    }
+
+    /// A clarifying question or a fallback offers the OIRS form among its ways out: its filing
+    /// says the type the words call for ("reclamo…" swaps the request button for the
+    /// complaint one) and the topic that is clear, from this message or the conversation.
+    fn offer_filing_unsure(
+        &self,
+        reply: &mut Reply,
+        conv: &Conversation,
+        reading: &Reading,
+        guess: Option<String>,
+    ) {
+        let wanted = reading.case_type;
+        if let Some(wanted) = wanted {
+            let id = filing_button_for(wanted);
+            if !reply.buttons.iter().any(|b| b.id == id) {
+                match reply.buttons.iter().position(|b| b.id == "hacer_solicitud") {
+                    Some(at) => {
+                        if let Some(b) = self.button(id) {
+                            reply.buttons[at] = b;
+                        }
+                    }
+                    None => self.add_filing_button(reply, wanted),
+                }
+            }
+        }
+        let Some(button_type) = FILING_BUTTONS
+            .iter()
+            .filter(|(id, _)| *id != "quiero_que_me_contacten")
+            .find(|(id, _)| reply.buttons.iter().any(|b| b.id == *id))
+            .map(|(_, t)| *t)
+        else {
+            return;
         };
+        let topic = guess.or_else(|| conv.case_topic.clone());
+        let case_type = match topic.as_deref() {
+            Some(t) if TYPED_TOPICS.contains(&t) => t.to_string(),
+            _ => wanted.unwrap_or(button_type).to_string(),
+        };
+        let topic = match case_type.as_str() {
+            "felicitacion" => Some("sugerencia".to_string()),
+            _ => topic,
+        };
+        Self::attach_filing(reply, Filing { case_type, topic });
+    }
+
+    /// Puts `filing` on the reply and points its OIRS links at the form opened on it.
+    fn attach_filing(reply: &mut Reply, filing: Filing) {
         for l in reply
             .links
             .iter_mut()
@@ -662,12 +736,7 @@ impl Engine {
 
     /// Adds the botonera button that files a case of `case_type`, before "Menú principal".
     fn add_filing_button(&self, reply: &mut Reply, case_type: &str) {
-        let id = match case_type {
-            "reclamo" => "hacer_reclamo",
-            "sugerencia" | "felicitacion" => "sugerencias_felicitaciones",
-            _ => "hacer_solicitud",
-        };
-        if let Some(b) = self.button(id) {
+        if let Some(b) = self.button(filing_button_for(case_type)) {
             let at = reply
                 .buttons
                 .iter()
@@ -958,6 +1027,18 @@ const FILING_ANSWER_SHARE: f32 = 0.8;
 const EVIDENCE_MIN: f32 = 0.3;
 /// The probability a specific subject needs beside a generic intent to be taken as the case's topic.
 const SUBJECT_MIN: f32 = 0.08;
+
+/// A guessed case topic for an unsure reply needs the next case topic below this share of it.
+const GUESS_LEAD: f32 = 0.5;
+
+/// The botonera button that files a case of `case_type`.
+fn filing_button_for(case_type: &str) -> &'static str {
+    match case_type {
+        "reclamo" => "hacer_reclamo",
+        "sugerencia" | "felicitacion" => "sugerencias_felicitaciones",
+        _ => "hacer_solicitud",
+    }
+}
 
 fn query_param(url: &str, key: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
