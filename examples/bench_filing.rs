@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         phone: None,
         address: None,
         chat_session_id: None,
+        data_right: None,
         channel: Channel::Web,
         received_at: Utc::now(),
         created_by: None,

@@ -170,6 +170,33 @@ impl Default for SmtpConfig {
     }
 }
 
+/// How long personal data is kept (Ley 21.719: no longer than its purpose needs).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days after closing that a case keeps its resident's personal data; then a daily job
+    /// anonymises it (folio, type, topic, department, dates and status stay).
+    pub case_personal_data_days: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            case_personal_data_days: 1825,
+        }
+    }
+}
+
+/// Who answers for the personal data the service processes, for the public register.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The body responsible ("Municipalidad de …"); the municipality profile's name if empty.
+    pub controller: String,
+    /// Where residents write about their data (the data-protection officer or unit).
+    pub contact_email: String,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -196,6 +223,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// How often the deadline alert job runs.
     pub alerts_interval_secs: u64,
+    pub retention: RetentionConfig,
+    pub privacy: PrivacyConfig,
 }
 
 impl Default for Config {
@@ -218,6 +247,8 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             smtp: SmtpConfig::default(),
             alerts_interval_secs: 300,
+            retention: RetentionConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -413,6 +444,16 @@ impl Config {
         if let Some(v) = env("VENTANILLA_SMTP_FROM") {
             self.smtp.from = v;
         }
+        if let Some(v) = env("VENTANILLA_RETENTION_CASE_PERSONAL_DATA_DAYS") {
+            self.retention.case_personal_data_days =
+                parse("VENTANILLA_RETENTION_CASE_PERSONAL_DATA_DAYS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_PRIVACY_CONTROLLER") {
+            self.privacy.controller = v;
+        }
+        if let Some(v) = env("VENTANILLA_PRIVACY_CONTACT_EMAIL") {
+            self.privacy.contact_email = v;
+        }
         if let Some(v) = env("VENTANILLA_ALERTS_INTERVAL_SECS") {
             self.alerts_interval_secs = parse("VENTANILLA_ALERTS_INTERVAL_SECS", &v)?;
         }
@@ -440,6 +481,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "rate_limit: per_second and burst must be positive (or disable it)".into(),
+            ));
+        }
+        if self.retention.case_personal_data_days < 1 {
+            return Err(ConfigError::Invalid(
+                "retention.case_personal_data_days: must be at least 1".into(),
             ));
         }
         let c = &self.chat;

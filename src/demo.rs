@@ -161,6 +161,7 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
             phone: None,
             address: None,
             chat_session_id: None,
+            right: None,
             consent: true,
         };
         let channel = if i % 2 == 0 {

@@ -1,9 +1,9 @@
 //! Resident pages without JavaScript: the OIRS form with errors beside the fields, filing,
-//! and tracking.
+//! tracking, and the register of processing (/privacidad, also in the console).
 
 mod common;
 
-use common::{spawn_app, Backend};
+use common::{spawn_app, spawn_app_with, Backend};
 
 fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -295,4 +295,145 @@ async fn the_demo_home_page_embeds_the_widget_and_links_the_resident_pages() {
     assert!(html.contains(r#"href="/oirs?tipo=reclamo""#));
     assert!(html.contains(r#"href="/seguimiento""#));
     assert!(html.contains("+56 41 240 6400"), "contact from the profile");
+}
+
+/// The rights link of the register: the OIRS form on a personal-data request.
+const RIGHTS_LINK: &str =
+    r#"<a href="/oirs?tipo=datos_personales&amp;tema=datos_personales">Ejercer mis derechos</a>"#;
+
+#[tokio::test]
+async fn privacy_register_states_the_configured_controller_contact_and_retention() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.retention.case_personal_data_days = 400;
+        c.analytics.text_retention_days = 90;
+        c.privacy.controller = "Ilustre Municipalidad de Prueba".into();
+        c.privacy.contact_email = "datos@prueba.cl".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let r = app.get("/privacidad").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("<h1>Privacidad y datos personales</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("<dd>Ilustre Municipalidad de Prueba</dd>"));
+    assert!(html.contains(r#"<a href="mailto:datos@prueba.cl">datos@prueba.cl</a>"#));
+    assert!(
+        html.contains("Mientras el caso está abierto y 400 días después de cerrado."),
+        "case retention"
+    );
+    assert!(
+        html.contains("El texto de los mensajes, 90 días."),
+        "chat retention"
+    );
+    assert!(html.contains(RIGHTS_LINK), "rights link");
+    for right in [
+        "Acceso.",
+        "Rectificación.",
+        "Supresión.",
+        "Oposición.",
+        "Portabilidad.",
+        "Bloqueo.",
+    ] {
+        assert!(
+            html.contains(&format!("<strong>{right}</strong>")),
+            "{right}"
+        );
+    }
+    assert!(html.contains("30 días corridos"));
+    assert!(html.contains("Agencia de Protección de Datos Personales"));
+    // Every resident page links the register from its footer.
+    for path in ["/", "/oirs", "/seguimiento", "/privacidad"] {
+        let html = app.get(path).await.text().await.expect("html");
+        assert!(
+            html.contains(r#"<a href="/privacidad">Privacidad y datos personales</a>"#),
+            "{path}"
+        );
+    }
+    // The rights link opens the form on a personal-data request.
+    let html = app
+        .get("/oirs?tipo=datos_personales&tema=datos_personales")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains(r#"<option value="datos_personales" selected>"#));
+    assert_eq!(html.matches(" selected>").count(), 2, "type and topic");
+}
+
+#[tokio::test]
+async fn privacy_register_falls_back_to_the_municipality_profile_and_default_retention() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let html = app.get("/privacidad").await.text().await.expect("html");
+    assert!(html.contains("<dd>Municipalidad de Tomé</dd>"), "{html}");
+    assert!(html.contains(r#"<a href="mailto:oirs@tome.cl">oirs@tome.cl</a>"#));
+    assert!(html.contains("1.825 días (5 años) después de cerrado"));
+    assert!(html.contains("El texto de los mensajes, 180 días."));
+    assert!(html.contains(RIGHTS_LINK));
+}
+
+#[tokio::test]
+async fn privacy_register_in_the_console_is_for_admins_with_the_live_settings() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.retention.case_personal_data_days = 730;
+    })
+    .await
+    else {
+        return;
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let get = |cookie: Option<String>| {
+        let mut req = client.get(app.url("/staff/admin/privacidad"));
+        if let Some(token) = cookie {
+            req = req.header("cookie", format!("ventanilla_session={token}"));
+        }
+        req.send()
+    };
+
+    // Anonymous: to the login page, coming back here afterwards.
+    let r = get(None).await.expect("get");
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/staff/ingreso?next=/staff/admin/privacidad"
+    );
+
+    // Staff who are not administrators: 403.
+    let coordinator = app.login_as("coord1", "coordinator", None).await;
+    let r = get(Some(coordinator)).await.expect("get");
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.expect("html");
+    assert!(!html.contains("Ejercer mis derechos"));
+
+    let admin = app.login_as("admin1", "admin", None).await;
+    let r = get(Some(admin)).await.expect("get");
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<h1>Registro de actividades de tratamiento</h1>"));
+    assert!(
+        html.contains(r#"<a href="/staff/admin/privacidad">Privacidad</a>"#),
+        "in the admin navigation"
+    );
+    // The live settings, with where each comes from.
+    assert!(html.contains("<td>730 días (2 años)"), "{html}");
+    assert!(html.contains("<code>VENTANILLA_RETENTION_CASE_PERSONAL_DATA_DAYS</code>"));
+    assert!(html.contains("<code>privacy.controller</code>"));
+    assert!(html.contains("(tomado del perfil del municipio)"));
+    // The same register residents read.
+    assert!(html.contains("Mientras el caso está abierto y 730 días (2 años) después de cerrado."));
+    assert!(html.contains("<dd>Municipalidad de Tomé</dd>"));
+    assert!(html.contains(RIGHTS_LINK));
 }

@@ -423,7 +423,7 @@
       const topic = pre.topic || (["datos_personales", "transparencia"].includes(typed) ? typed : "");
       field(form, "type", "Tipo de caso", h("select", { required: true },
         h("option", { value: "" }, T.chooseType),
-        typesCache.map((t) => h("option", { value: t.id, selected: t.id === typed }, t.name))));
+        typesCache.map((t) => h("option", { value: t.id, selected: t.id === typed }, t.label))));
       field(form, "topic", "Tema", h("select", { required: true },
         h("option", { value: "" }, T.chooseTopic),
         topicsCache.map((t) => h("option", { value: t.id, selected: t.id === topic }, t.label))));

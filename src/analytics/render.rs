@@ -257,14 +257,20 @@ pub fn html(r: &MonthlyReport, generated: &str) -> Result<String, minijinja::Err
         oirs_filed => thousands(r.oirs.filed),
         oirs_overdue => thousands(r.oirs.overdue_now),
         // "3" or "3,5" days; absent when nothing was answered in the month.
-        oirs_median => r.oirs.median_business_days_to_answer.map(|m| {
-            let s = format!("{m:.1}");
-            s.strip_suffix(".0").unwrap_or(&s).replace('.', ",")
-        }),
+        oirs_median => r.oirs.median_business_days_to_answer.map(decimal_days),
+        oirs_median_corridos => r.oirs.median_calendar_days_to_answer.map(decimal_days),
+        oirs_answered => thousands(r.oirs.answered),
+        oirs_on_time => thousands(r.oirs.answered_on_time),
         oirs_by_type => r.oirs.by_type,
         oirs_by_department => r.oirs.by_department,
         oirs_by_status => r.oirs.by_status,
     })
+}
+
+/// "3" or "3,5" days.
+fn decimal_days(m: f64) -> String {
+    let s = format!("{m:.1}");
+    s.strip_suffix(".0").unwrap_or(&s).replace('.', ",")
 }
 
 #[cfg(test)]

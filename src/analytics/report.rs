@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::aggregate::{self, BusinessHours, Group, GroupBy};
 use super::recorder::WEEKDAYS;
 use crate::chat::catalog::Botonera;
-use crate::oirs::calendar::DiasHabiles;
+use crate::oirs::calendar::{Clock, DiasHabiles};
 use crate::store::{Store, StoreError};
 use crate::with_pool;
 
@@ -65,8 +65,18 @@ pub struct OirsFigures {
     pub by_status: Vec<Count>,
     /// Open cases past their due date at the time of the report.
     pub overdue_now: i64,
-    /// Median business days from (effective) receipt to answer, for cases answered this month.
+    /// Median business days from (effective) receipt to answer, for cases on the días
+    /// hábiles clock answered this month.
     pub median_business_days_to_answer: Option<f64>,
+    /// Median calendar days from receipt to answer, for cases on the días corridos clock
+    /// (data-rights requests) answered this month.
+    #[serde(default)]
+    pub median_calendar_days_to_answer: Option<f64>,
+    /// Cases answered this month, and how many of them by their due date (each on its clock).
+    #[serde(default)]
+    pub answered: i64,
+    #[serde(default)]
+    pub answered_on_time: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -208,7 +218,7 @@ async fn oirs_figures(
         Vec<(String, i64)>,
         Vec<(String, i64)>,
         Vec<(String, i64)>,
-        Vec<(i64, i64)>,
+        Vec<(i64, i64, String, String)>,
         (i64,),
     );
     let (by_type, by_department, by_status, answered, overdue): Tables = with_pool!(store, pool => {
@@ -216,7 +226,7 @@ async fn oirs_figures(
             sqlx::query_as(&q_type).bind(start).bind(end).fetch_all(pool).await?,
             sqlx::query_as(&q_dept).bind(start).bind(end).fetch_all(pool).await?,
             sqlx::query_as(&q_status).bind(start).bind(end).fetch_all(pool).await?,
-            sqlx::query_as("SELECT received_at, answered_at FROM cases WHERE answered_at >= $1 AND answered_at < $2")
+            sqlx::query_as("SELECT received_at, answered_at, clock, due_date FROM cases WHERE answered_at >= $1 AND answered_at < $2")
                 .bind(start).bind(end).fetch_all(pool).await?,
             sqlx::query_as("SELECT COUNT(*) FROM cases WHERE status NOT IN ('respondido', 'cerrado', 'pendiente_informacion') AND due_date < $1")
                 .bind(today.format("%Y-%m-%d").to_string()).fetch_one(pool).await?,
@@ -228,13 +238,19 @@ async fn oirs_figures(
             .with_timezone(&tz)
             .date_naive()
     };
-    let days: Vec<i64> = answered
-        .into_iter()
-        .map(|(r, a)| {
-            cal.between(cal.effective_receipt(local(r)), local(a))
-                .max(0)
-        })
-        .collect();
+    let mut business = Vec::new();
+    let mut calendar = Vec::new();
+    let mut on_time = 0;
+    for (r, a, clock, due) in &answered {
+        let (r, a) = (local(*r), local(*a));
+        match Clock::parse(clock).unwrap_or_default() {
+            Clock::Habiles => business.push(cal.between(cal.effective_receipt(r), a).max(0)),
+            Clock::Corridos => calendar.push((a - r).num_days().max(0)),
+        }
+        if chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d").is_ok_and(|d| a <= d) {
+            on_time += 1;
+        }
+    }
     let filed = by_type.iter().map(|r| r.1).sum();
     Ok(OirsFigures {
         filed,
@@ -246,7 +262,10 @@ async fn oirs_figures(
                 .unwrap_or_else(|_| k.to_string())
         }),
         overdue_now: overdue.0,
-        median_business_days_to_answer: median(days),
+        median_business_days_to_answer: median(business),
+        median_calendar_days_to_answer: median(calendar),
+        answered: answered.len() as i64,
+        answered_on_time: on_time,
     })
 }
 

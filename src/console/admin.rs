@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::{local_millis, notice, see_other, Console, PageError, PageResult};
 use crate::app::AppState;
+use crate::oirs::calendar::Clock;
 use crate::http::{ApiError, ApiJson};
 use crate::oirs::service::{self, RoutingRule};
 use crate::staff::admin::{
@@ -241,6 +242,7 @@ async fn params_change(
             "tipo" => {
                 let t = CaseTypeIn {
                     name: f("nombre"),
+                    clock: Clock::parse(field(&form, "computo")),
                     deadline_days: int(&form, "plazo")?,
                     alert_days: int(&form, "alerta")?,
                     extension_days: int(&form, "prorroga")?,

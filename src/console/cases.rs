@@ -117,7 +117,8 @@ async fn inbox(
                 estado => r.status.label(),
                 recibido => r.received_at.with_timezone(&tz).format("%d-%m-%Y").to_string(),
                 vence => date_cl(r.due_date),
-                dias => r.business_days_left,
+                dias => r.days_left,
+                computo => if r.clock == crate::oirs::calendar::Clock::Corridos { "corridos" } else { "hábiles" },
                 alerta => r.alert_level,
                 abierto => r.status.is_open(),
             }
@@ -179,7 +180,8 @@ async fn export(
         "canal",
         "recibido",
         "vence",
-        "dias_habiles_restantes",
+        "dias_restantes",
+        "computo",
         "alerta",
     ];
     let records = rows.iter().map(|r| {
@@ -196,7 +198,8 @@ async fn export(
             channel_label(&r.channel).to_string(),
             local_time(&state, r.received_at),
             r.due_date.to_string(),
-            r.business_days_left.to_string(),
+            r.days_left.to_string(),
+            r.clock.as_str().to_string(),
             r.alert_level.clone(),
         ]
     });
@@ -344,7 +347,11 @@ async fn show(
             status_label => case.status.label(),
             received => local_time(state, case.received_at),
             due => date_cl(case.due_date),
-            days_left => d.business_days_left,
+            days_left => d.days_left,
+            unit => d.case.clock.unit(),
+            unit_one => d.case.clock.unit_one(),
+            right => d.case.data_right.as_deref().and_then(crate::oirs::domain::DataRight::parse)
+                .map(|r| context! { label => r.label(), meaning => r.meaning() }),
             paused => case.paused_since.map(date_cl),
             events => events,
             actions => actions,
@@ -484,7 +491,7 @@ async fn new_view(
         state,
         "new.html",
         "Registrar un caso",
-        context! { types => types, topics => topics, channels => channels, values => values, errors => errors },
+        context! { types => types, topics => topics, channels => channels, values => values, errors => errors, rights => crate::web::right_choices() },
     );
     if let Some(e) = error {
         *resp.status_mut() = e.status;

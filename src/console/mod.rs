@@ -5,6 +5,7 @@
 mod admin;
 mod analytics;
 mod cases;
+mod privacy;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -70,6 +71,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "audit.html",
         include_str!("../../templates/staff/audit.html"),
     ),
+    (
+        "privacidad.html",
+        include_str!("../../templates/staff/privacidad.html"),
+    ),
+    ("_registro.html", crate::web::REGISTER),
 ];
 
 fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -100,6 +106,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(cases::router())
         .merge(analytics::router())
         .merge(admin::router())
+        .merge(privacy::router())
 }
 
 async fn css(h: HeaderMap) -> Response {

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The holiday file shipped with the service.
 pub const HOLIDAYS_FILE: &str = include_str!("../../calendar/feriados-cl.toml");
@@ -24,6 +25,60 @@ pub struct HolidayEntry {
 
 pub fn shipped_holidays() -> Result<HolidayFile, toml::de::Error> {
     toml::from_str(HOLIDAYS_FILE)
+}
+
+/// How a case type's term is counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// Días hábiles (Ley 19.880 art. 25): counting starts the business day after the
+    /// (effective) receipt and only business days count.
+    #[default]
+    Habiles,
+    /// Días corridos (Ley 19.628 art. 11 as amended by Ley 21.719 for data-subject rights):
+    /// every day counts from the day after receipt; a term whose last day is not a business
+    /// day ends on the next business day (Ley 19.880 art. 25, last paragraph, which governs
+    /// the procedures of the Administración del Estado per its art. 1).
+    Corridos,
+}
+
+impl Clock {
+    pub const ALL: [Clock; 2] = [Clock::Habiles, Clock::Corridos];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Habiles => "habiles",
+            Clock::Corridos => "corridos",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s.trim())
+    }
+
+    /// "días hábiles" / "días corridos".
+    pub fn unit(self) -> &'static str {
+        match self {
+            Clock::Habiles => "días hábiles",
+            Clock::Corridos => "días corridos",
+        }
+    }
+
+    /// "día hábil" / "día corrido".
+    pub fn unit_one(self) -> &'static str {
+        match self {
+            Clock::Habiles => "día hábil",
+            Clock::Corridos => "día corrido",
+        }
+    }
+
+    /// "Días hábiles" / "Días corridos", for labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Clock::Habiles => "Días hábiles",
+            Clock::Corridos => "Días corridos",
+        }
+    }
 }
 
 /// A business-day calendar over a set of holidays.
@@ -96,6 +151,35 @@ impl DiasHabiles {
     pub fn days_left(&self, today: NaiveDate, due: NaiveDate) -> i64 {
         self.between(today, due)
     }
+
+    /// The due date of a term of `days` on `clock` for a case received on `received`.
+    pub fn due_on(&self, clock: Clock, received: NaiveDate, days: u32) -> NaiveDate {
+        match clock {
+            Clock::Habiles => self.due_date(received, days),
+            Clock::Corridos => self.on_or_after(received + Duration::days(days as i64)),
+        }
+    }
+
+    /// `due` moved `days` later on `clock` (an extension, or the days a pause lasted).
+    pub fn extend(&self, clock: Clock, due: NaiveDate, days: u32) -> NaiveDate {
+        match clock {
+            Clock::Habiles => self.add(due, days),
+            Clock::Corridos => self.on_or_after(due + Duration::days(days as i64)),
+        }
+    }
+
+    /// Days on `clock` in the interval (from, to]; negative when `to` is before `from`.
+    pub fn elapsed(&self, clock: Clock, from: NaiveDate, to: NaiveDate) -> i64 {
+        match clock {
+            Clock::Habiles => self.between(from, to),
+            Clock::Corridos => (to - from).num_days(),
+        }
+    }
+
+    /// Days on `clock` left until `due` as seen on `today`.
+    pub fn left(&self, clock: Clock, today: NaiveDate, due: NaiveDate) -> i64 {
+        self.elapsed(clock, today, due)
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +243,41 @@ mod tests {
             );
         }
         assert_eq!(cal.add(d("2027-03-30"), 10), d("2027-04-13"));
+    }
+
+    /// Días corridos (datos_personales, 30 + 30): every day counts from the day after
+    /// receipt; a last day that is not a business day moves to the next business day.
+    #[test]
+    fn corridos_terms_on_real_calendar_days() {
+        let cal = chile();
+        let c = Clock::Corridos;
+        // Received Tuesday 2026-12-01 (the law's first day in force): + 30 = Thursday
+        // 2026-12-31, a business day.
+        assert_eq!(cal.due_on(c, d("2026-12-01"), 30), d("2026-12-31"));
+        // Received Sunday 2026-11-29: + 30 = Tuesday 2026-12-29; the weekend of receipt
+        // counts like any other day.
+        assert_eq!(cal.due_on(c, d("2026-11-29"), 30), d("2026-12-29"));
+        // Received Thursday 2026-12-03: + 30 = Saturday 2027-01-02 → Monday 2027-01-04.
+        assert_eq!(cal.due_on(c, d("2026-12-03"), 30), d("2027-01-04"));
+        // Received Sunday 2026-11-01: + 30 = Tuesday 2026-12-01, a business day.
+        assert_eq!(cal.due_on(c, d("2026-11-01"), 30), d("2026-12-01"));
+        // Received Sunday 2026-11-08: + 30 = Tuesday 2026-12-08, Inmaculada Concepción
+        // (holiday) → Wednesday 2026-12-09.
+        assert_eq!(cal.due_on(c, d("2026-11-08"), 30), d("2026-12-09"));
+        // The extension: 30 more days from the due date in force. 2026-12-31 + 30 =
+        // Saturday 2027-01-30 → Monday 2027-02-01.
+        assert_eq!(cal.extend(c, d("2026-12-31"), 30), d("2027-02-01"));
+        // A pause of 6 calendar days moves the due date by 6 days (then to a business day).
+        assert_eq!(cal.extend(c, d("2026-12-09"), 6), d("2026-12-15"));
+        assert_eq!(cal.left(c, d("2026-12-01"), d("2026-12-31")), 30);
+        assert_eq!(cal.left(c, d("2027-01-02"), d("2026-12-31")), -2);
+        // The hábiles clock is the one the other types keep.
+        assert_eq!(
+            cal.due_on(Clock::Habiles, d("2026-11-23"), 20),
+            cal.due_date(d("2026-11-23"), 20)
+        );
+        assert_eq!(Clock::parse("corridos"), Some(Clock::Corridos));
+        assert_eq!(Clock::parse("semanas"), None);
     }
 
     #[test]

@@ -416,3 +416,66 @@ mod tests {
         assert!(!a.contains(['0', 'O', '1', 'I']));
     }
 }
+
+/// The rights a person may exercise over their personal data (Ley 19.628 as amended by Ley
+/// 21.719): a `datos_personales` case says which one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataRight {
+    Acceso,
+    Rectificacion,
+    Supresion,
+    Oposicion,
+    Portabilidad,
+    Bloqueo,
+}
+
+impl DataRight {
+    pub const ALL: [DataRight; 6] = [
+        DataRight::Acceso,
+        DataRight::Rectificacion,
+        DataRight::Supresion,
+        DataRight::Oposicion,
+        DataRight::Portabilidad,
+        DataRight::Bloqueo,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataRight::Acceso => "acceso",
+            DataRight::Rectificacion => "rectificacion",
+            DataRight::Supresion => "supresion",
+            DataRight::Oposicion => "oposicion",
+            DataRight::Portabilidad => "portabilidad",
+            DataRight::Bloqueo => "bloqueo",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s.trim())
+    }
+
+    /// The right's name, as residents read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DataRight::Acceso => "Acceso",
+            DataRight::Rectificacion => "Rectificación",
+            DataRight::Supresion => "Supresión",
+            DataRight::Oposicion => "Oposición",
+            DataRight::Portabilidad => "Portabilidad",
+            DataRight::Bloqueo => "Bloqueo",
+        }
+    }
+
+    /// What exercising it asks for, in one plain sentence.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            DataRight::Acceso => "Saber qué datos suyos tiene la municipalidad, para qué los usa y a quién los ha entregado.",
+            DataRight::Rectificacion => "Corregir o completar datos suyos que estén equivocados, desactualizados o incompletos.",
+            DataRight::Supresion => "Que se eliminen sus datos cuando ya no son necesarios o no hay base legal para tenerlos.",
+            DataRight::Oposicion => "Que la municipalidad deje de usar sus datos para un fin determinado.",
+            DataRight::Portabilidad => "Recibir una copia de sus datos en un formato electrónico que pueda llevar a otra institución.",
+            DataRight::Bloqueo => "Que sus datos se suspendan temporalmente mientras se resuelve otra solicitud suya.",
+        }
+    }
+}

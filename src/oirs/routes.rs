@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::domain::{Channel, Email, Folio, Phone, Status};
+use super::domain::{Channel, DataRight, Email, Folio, Phone, Status};
 use super::service::{self, CaseType, Filed, NewCase, OirsError};
 use super::Rut;
 use crate::analytics::{Interaction, InteractionKind};
@@ -99,8 +99,15 @@ pub struct CaseIn {
     pub address: Option<String>,
     #[serde(default)]
     pub chat_session_id: Option<String>,
+    /// For `datos_personales`: the right exercised (acceso, rectificacion, supresion,
+    /// oposicion, portabilidad, bloqueo). Such a request also needs the RUT.
+    #[serde(default)]
+    pub right: Option<String>,
     pub consent: bool,
 }
+
+/// The case type of requests about one's personal data (Ley 21.719).
+pub const DATA_RIGHTS_TYPE: &str = "datos_personales";
 
 fn opt(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -197,6 +204,39 @@ pub async fn validate(
         }
         None => None,
     };
+    let data_right = if case_type == DATA_RIGHTS_TYPE {
+        match opt(&input.right).map(|r| DataRight::parse(r).ok_or(r)) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(r)) => {
+                fail(
+                    "right",
+                    format!("El derecho {r:?} no existe: elija uno de la lista."),
+                );
+                None
+            }
+            None => {
+                fail(
+                    "right",
+                    "Elija qué derecho quiere ejercer sobre sus datos.".into(),
+                );
+                None
+            }
+        }
+    } else {
+        if opt(&input.right).is_some() {
+            fail(
+                "right",
+                "Solo las solicitudes sobre datos personales indican un derecho.".into(),
+            );
+        }
+        None
+    };
+    if case_type == DATA_RIGHTS_TYPE && rut.is_none() && opt(&input.rut).is_none() {
+        fail(
+            "rut",
+            "Para una solicitud sobre sus datos personales escriba su RUT: así sabemos de qué datos se trata.".into(),
+        );
+    }
     if !input.consent {
         fail(
             "consent",
@@ -217,6 +257,7 @@ pub async fn validate(
         phone,
         address,
         chat_session_id,
+        data_right,
         channel,
         received_at,
         created_by: None,

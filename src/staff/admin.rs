@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
+use crate::oirs::calendar::Clock;
 use crate::http::{ApiError, ApiJson, ApiResult};
 use crate::oirs::service::{self, CaseType, Department, Holiday, RoutingRule};
 use crate::outbox::{self, OutboxMessage};
@@ -119,7 +120,13 @@ pub async fn list_case_types(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseTypeIn {
+    #[serde(alias = "label")]
     pub name: String,
+    /// `habiles` or `corridos`; an existing type keeps its clock when omitted, a new one
+    /// counts días hábiles.
+    #[serde(default)]
+    pub clock: Option<Clock>,
+    #[serde(alias = "term_days")]
     pub deadline_days: i32,
     pub alert_days: i32,
     #[serde(default)]
@@ -128,7 +135,8 @@ pub struct CaseTypeIn {
     pub active: bool,
 }
 
-/// Creates or updates a case type (deadline and alert threshold in días hábiles).
+/// Creates or updates a case type: its clock, term, alert threshold and extension (in the
+/// clock's days).
 #[utoipa::path(put, path = "/api/v1/admin/case-types/{id}", tag = "admin", request_body = CaseTypeIn,
     params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = CaseType), (status = 422, body = ErrorBody)))]
@@ -157,7 +165,15 @@ pub async fn put_case_type(
     if !(0..=365).contains(&t.extension_days) {
         return Err(ApiError::invalid("extension_days", "between 0 and 365"));
     }
+    let clock = match t.clock {
+        Some(c) => c,
+        None => service::case_type(&state.store, &id)
+            .await?
+            .map(|c| c.clock)
+            .unwrap_or_default(),
+    };
     let ct = CaseType {
+        clock,
         id,
         name: t.name.trim().to_string(),
         deadline_days: t.deadline_days,

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::http::error::ErrorBody;
 use crate::http::{ApiError, ApiJson, ApiResult};
 use crate::oirs::domain::{Channel, Folio};
+use crate::oirs::calendar::Clock;
 use crate::oirs::routes::{file_and_answer, idempotency, validate, CaseIn};
 use crate::oirs::service::{
     self, Actor, CaseEvent, CaseFilter, CaseRecord, EventIn, Filed, PendingRow,
@@ -53,6 +54,10 @@ pub struct CaseSummary {
     pub due_date: NaiveDate,
     /// Business days until the due date (negative when overdue).
     pub business_days_left: i64,
+    /// The clock the case's term runs on.
+    pub clock: Clock,
+    /// Days on the case's clock until the due date (negative when overdue).
+    pub days_left: i64,
     pub alert_level: String,
     /// The first words of the description with RUTs, e-mails and phones masked: enough to
     /// tell cases apart in a list without opening each one.
@@ -110,6 +115,8 @@ pub async fn list(
         rows.into_iter()
             .map(|c| CaseSummary {
                 business_days_left: cal.days_left(today, c.due_date),
+                days_left: cal.left(c.clock, today, c.due_date),
+                clock: c.clock,
                 subject: subject(&c.description),
                 folio: c.folio,
                 case_type: c.case_type,
@@ -130,6 +137,8 @@ pub struct CaseDetail {
     #[serde(flatten)]
     pub case: CaseRecord,
     pub business_days_left: i64,
+    /// Days on the case's clock until the due date (negative when overdue).
+    pub days_left: i64,
     pub events: Vec<CaseEvent>,
 }
 
@@ -169,6 +178,7 @@ pub async fn detail(
     let cal = state.calendar().await;
     Ok(Json(CaseDetail {
         business_days_left: cal.days_left(state.today(), case.due_date),
+        days_left: cal.left(case.clock, state.today(), case.due_date),
         case,
         events,
     }))

@@ -82,11 +82,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy")
 }
 
 /// How hard a commit waits for the disk.

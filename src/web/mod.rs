@@ -1,6 +1,9 @@
 //! Resident pages served by the service, working without JavaScript: a demo municipal home
 //! page (/) with the chat widget embedded, the OIRS form (/oirs) with errors beside their
-//! fields, and case tracking (/seguimiento). Also serves the widget's script and style sheet.
+//! fields, case tracking (/seguimiento) and the register of processing (/privacidad, see
+//! [`privacy`]). Also serves the widget's script and style sheet.
+
+pub mod privacy;
 
 use std::collections::HashMap;
 
@@ -21,6 +24,9 @@ use crate::oirs::routes::{file_and_answer, lookup, validate, CaseIn, TrackQuery}
 use crate::oirs::service;
 
 const PAGE: &str = include_str!("../../templates/page.html");
+const PRIVACY: &str = include_str!("../../templates/privacidad.html");
+/// The register of processing's body, shared with the console's copy of the register.
+pub const REGISTER: &str = include_str!("../../templates/_registro.html");
 const SITE_CSS: &str = include_str!("../../widget/site.css");
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
 const WIDGET_CSS: &str = include_str!("../../widget/widget.css");
@@ -45,7 +51,8 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
             .route("/", get(home))
             .route("/oirs", get(form_page).post(submit))
             .route("/oirs/recibido", get(receipt))
-            .route("/seguimiento", get(track_form).post(track_page)),
+            .route("/seguimiento", get(track_form).post(track_page))
+            .route("/privacidad", get(privacy::page)),
     )
     .merge(assets)
 }
@@ -121,6 +128,8 @@ fn render(state: &AppState, ctx: minijinja::Value) -> Response {
     let mut env = Environment::new();
     let out = env
         .add_template("page.html", PAGE)
+        .and_then(|_| env.add_template("privacidad.html", PRIVACY))
+        .and_then(|_| env.add_template("_registro.html", REGISTER))
         .and_then(|_| env.get_template("page.html"))
         .and_then(|t| {
             t.render(context! {
@@ -148,6 +157,7 @@ pub fn form_field(api_field: &str) -> &str {
         "phone" => "telefono",
         "address" => "direccion",
         "consent" => "consentimiento",
+        "right" => "derecho",
         other => other,
     }
 }
@@ -174,6 +184,14 @@ pub fn case_topics(catalog: &crate::chat::catalog::Catalog) -> Vec<(String, Stri
     topics
 }
 
+/// The rights of a personal-data request as `{id, label, meaning}` choices.
+pub fn right_choices() -> Vec<minijinja::Value> {
+    crate::oirs::domain::DataRight::ALL
+        .into_iter()
+        .map(|r| minijinja::context! { id => r.as_str(), label => r.label(), meaning => r.meaning() })
+        .collect()
+}
+
 /// A case as typed into a form with the Spanish field names (/oirs, console registration).
 pub fn case_from_form(values: &HashMap<String, String>) -> CaseIn {
     let v = |k: &str| {
@@ -193,6 +211,7 @@ pub fn case_from_form(values: &HashMap<String, String>) -> CaseIn {
         phone: opt("telefono"),
         address: opt("direccion"),
         chat_session_id: None,
+        right: opt("derecho"),
         consent: values.contains_key("consentimiento"),
     }
 }
@@ -220,6 +239,7 @@ async fn form_context(
         .collect();
     Ok(context! {
         page => "form", title => "Ingresar un caso", types => types, topics => topics,
+        rights => right_choices(),
         values => values, errors => by_field, summary => summary, notice => notice,
     })
 }
@@ -228,6 +248,7 @@ async fn form_context(
 struct FormQuery {
     tipo: Option<String>,
     tema: Option<String>,
+    derecho: Option<String>,
 }
 
 /// The form, with a one-time token: the Idempotency-Key its submission files with, so a
@@ -246,6 +267,13 @@ async fn form_page(
         .filter(|t| catalog.is_case_topic(t))
         .unwrap_or_default();
     values.insert("tema".to_string(), tema);
+    if let Some(r) = q
+        .derecho
+        .as_deref()
+        .and_then(crate::oirs::domain::DataRight::parse)
+    {
+        values.insert("derecho".to_string(), r.as_str().to_string());
+    }
     let ctx = form_context(&state, &values, &[], None).await?;
     Ok(no_store(render(&state, ctx)))
 }

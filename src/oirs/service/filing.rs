@@ -8,8 +8,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::*;
-use crate::oirs::calendar::DiasHabiles;
-use crate::oirs::domain::{Channel, Folio, Status};
+use crate::oirs::calendar::{Clock, DiasHabiles};
+use crate::oirs::domain::{Channel, DataRight, Folio, Status};
 use crate::store::{now_millis, Store, StoreError};
 use crate::with_pool;
 
@@ -25,6 +25,8 @@ pub struct NewCase {
     pub phone: Option<String>,
     pub address: Option<String>,
     pub chat_session_id: Option<String>,
+    /// For a data-rights request (`datos_personales`): the right exercised.
+    pub data_right: Option<DataRight>,
     pub channel: Channel,
     pub received_at: DateTime<Utc>,
     pub created_by: Option<(i64, String)>,
@@ -108,7 +110,7 @@ pub async fn file_case(
     let year = chrono::Datelike::year(&local);
     let due = ctx
         .calendar
-        .due_date(local.date_naive(), ct.deadline_days.max(1) as u32);
+        .due_on(ct.clock, local.date_naive(), ct.deadline_days.max(1) as u32);
     let code = crate::oirs::domain::new_tracking_code();
     let now = now_millis();
     let received_ms = c.received_at.timestamp_millis();
@@ -135,8 +137,8 @@ pub async fn file_case(
             let (case_id,): (i64,) = sqlx::query_as(
                 "INSERT INTO cases (folio, tracking_hash, case_type, topic, department_id, status, channel, \
                  description, name, rut, email, phone, address, chat_session_id, received_at, due_date, \
-                 created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18) RETURNING id",
+                 created_by, updated_at, clock, data_right) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 $15, $16, $17, $18, $19, $20) RETURNING id",
             )
             .bind(&folio)
             .bind(tracking_hash(&folio, &code))
@@ -156,6 +158,8 @@ pub async fn file_case(
             .bind(due.format("%Y-%m-%d").to_string())
             .bind(c.created_by.as_ref().map(|(id, _)| *id))
             .bind(now)
+            .bind(ct.clock.as_str())
+            .bind(c.data_right.map(DataRight::as_str))
             .fetch_one(&mut *tx)
             .await?;
             // Both first events in one statement: fewer round trips while holding the lock.
@@ -191,8 +195,8 @@ pub async fn file_case(
                     "body": format!(
                         "Estimado(a) {}:\n\nRecibimos su {} con el folio {folio}. Su código de seguimiento es {code}.\n\
                          Puede revisar su estado en {}/seguimiento?folio={folio}\n\
-                         Plazo de respuesta: {} (días hábiles).\n\nOIRS Municipal",
-                        c.name, ct.name.to_lowercase(), ctx.public_base_url, due.format("%d-%m-%Y")),
+                         Plazo de respuesta: {} ({}).\n\nOIRS Municipal",
+                        c.name, ct.name.to_lowercase(), ctx.public_base_url, due.format("%d-%m-%Y"), ct.clock.unit()),
                 })));
             }
             if !dept_email.is_empty() {
@@ -318,6 +322,11 @@ pub struct CaseRecord {
     pub answered_at: Option<DateTime<Utc>>,
     /// The folio this case repeats, when it was closed as a duplicate.
     pub duplicate_of: Option<String>,
+    /// The clock its term runs on (the case type's when it was filed).
+    pub clock: Clock,
+    /// For a data-rights request: the right exercised.
+    #[serde(rename = "right")]
+    pub data_right: Option<String>,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

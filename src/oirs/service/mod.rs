@@ -59,6 +59,9 @@ macro_rules! case_from_row {
             answer: r.try_get(19)?,
             answered_at: answered.map(millis),
             duplicate_of: r.try_get(21)?,
+            clock: crate::oirs::calendar::Clock::parse(&r.try_get::<String, _>(22)?)
+                .unwrap_or_default(),
+            data_right: r.try_get(23)?,
         }
     }};
 }
@@ -66,7 +69,7 @@ macro_rules! case_from_row {
 pub(crate) const CASE_COLUMNS: &str =
     "id, folio, tracking_hash, case_type, topic, department_id, status, channel, \
     description, name, rut, email, phone, address, received_at, due_date, paused_since, extended, \
-    alert_level, answer, answered_at, duplicate_of";
+    alert_level, answer, answered_at, duplicate_of, clock, data_right";
 
 pub(crate) fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()

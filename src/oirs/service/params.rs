@@ -4,14 +4,19 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::oirs::calendar::{shipped_holidays, DiasHabiles};
+use crate::oirs::calendar::{shipped_holidays, Clock, DiasHabiles};
 use crate::store::{Store, StoreError};
 use crate::with_pool;
 
+/// A case type and its clock: the term, the alert threshold and the extension are counted in
+/// the clock's days.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct CaseType {
     pub id: String,
+    #[serde(rename = "label", alias = "name")]
     pub name: String,
+    pub clock: Clock,
+    #[serde(rename = "term_days", alias = "deadline_days")]
     pub deadline_days: i32,
     pub alert_days: i32,
     pub extension_days: i32,
@@ -19,17 +24,19 @@ pub struct CaseType {
 }
 
 pub async fn case_types(store: &Store) -> Result<Vec<CaseType>, StoreError> {
-    let rows: Vec<(String, String, i32, i32, i32, bool)> = with_pool!(store, pool => {
-        sqlx::query_as("SELECT id, name, deadline_days, alert_days, extension_days, active FROM case_types ORDER BY id")
+    type Row = (String, String, String, i32, i32, i32, bool);
+    let rows: Vec<Row> = with_pool!(store, pool => {
+        sqlx::query_as("SELECT id, name, clock, deadline_days, alert_days, extension_days, active FROM case_types ORDER BY id")
             .fetch_all(pool)
             .await?
     });
     Ok(rows
         .into_iter()
         .map(
-            |(id, name, deadline_days, alert_days, extension_days, active)| CaseType {
+            |(id, name, clock, deadline_days, alert_days, extension_days, active)| CaseType {
                 id,
                 name,
+                clock: Clock::parse(&clock).unwrap_or_default(),
                 deadline_days,
                 alert_days,
                 extension_days,
@@ -46,12 +53,12 @@ pub async fn case_type(store: &Store, id: &str) -> Result<Option<CaseType>, Stor
 pub async fn upsert_case_type(store: &Store, t: &CaseType) -> Result<(), StoreError> {
     with_pool!(store, pool => {
         sqlx::query(
-            "INSERT INTO case_types (id, name, deadline_days, alert_days, extension_days, active) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET name = $2, \
-             deadline_days = $3, alert_days = $4, extension_days = $5, active = $6",
+            "INSERT INTO case_types (id, name, deadline_days, alert_days, extension_days, active, clock) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = $2, \
+             deadline_days = $3, alert_days = $4, extension_days = $5, active = $6, clock = $7",
         )
         .bind(&t.id).bind(&t.name).bind(t.deadline_days).bind(t.alert_days)
-        .bind(t.extension_days).bind(t.active)
+        .bind(t.extension_days).bind(t.active).bind(t.clock.as_str())
         .execute(pool)
         .await?;
     });

@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::*;
-use crate::oirs::calendar::DiasHabiles;
+use crate::oirs::calendar::{Clock, DiasHabiles};
 use crate::oirs::domain::{transition, EventKind, Status};
 use crate::store::{now_millis, Store, StoreError};
 use crate::with_pool;
@@ -215,10 +215,11 @@ pub async fn apply_event(
         }
         EventKind::PedirInformacion => paused_since = Some(today),
         EventKind::Reanudar => {
-            // Business days spent waiting for the resident do not count against the deadline.
+            // Days (on the case's clock) spent waiting for the resident do not count against
+            // the deadline.
             if let Some(since) = paused_since.take() {
-                let waited = calendar.between(since, today).max(0) as u32;
-                due = calendar.add(due, waited);
+                let waited = calendar.elapsed(case.clock, since, today).max(0) as u32;
+                due = calendar.extend(case.clock, due, waited);
             }
         }
         EventKind::Prorrogar => {
@@ -234,7 +235,7 @@ pub async fn apply_event(
                     "the deadline was already extended".into(),
                 ));
             }
-            due = calendar.add(due, days as u32);
+            due = calendar.extend(case.clock, due, days as u32);
             extended = true;
         }
         _ => {}
@@ -501,6 +502,7 @@ pub async fn pending_report(
 /// the type's alert threshold, else `none`. Paused cases do not alert.
 pub fn alert_level(
     status: Status,
+    clock: Clock,
     due: NaiveDate,
     alert_days: i32,
     today: NaiveDate,
@@ -509,7 +511,7 @@ pub fn alert_level(
     if !status.is_open() || status == Status::PendienteInformacion {
         return "none";
     }
-    let left = cal.days_left(today, due);
+    let left = cal.left(clock, today, due);
     if left < 0 {
         "vencido"
     } else if left <= alert_days as i64 {
@@ -529,9 +531,10 @@ pub async fn run_alerts(
 ) -> Result<usize, StoreError> {
     let types = case_types(store).await?;
     let depts = departments(store).await?;
-    let open: Vec<(i64, String, String, String, String, String, String)> = with_pool!(store, pool => {
+    type Row = (i64, String, String, String, String, String, String, String);
+    let open: Vec<Row> = with_pool!(store, pool => {
         sqlx::query_as(
-            "SELECT id, folio, case_type, department_id, status, due_date, alert_level FROM cases \
+            "SELECT id, folio, case_type, department_id, status, due_date, alert_level, clock FROM cases \
              WHERE status NOT IN ('respondido', 'cerrado')",
         )
         .fetch_all(pool)
@@ -539,7 +542,7 @@ pub async fn run_alerts(
     });
     let mut changed = 0;
     let now = now_millis();
-    for (id, folio, ct, dept, status, due, level) in open {
+    for (id, folio, ct, dept, status, due, level, clock) in open {
         let alert_days = types
             .iter()
             .find(|t| t.id == ct)
@@ -547,6 +550,7 @@ pub async fn run_alerts(
             .unwrap_or(5);
         let new = alert_level(
             status.parse().unwrap_or(Status::Recibido),
+            Clock::parse(&clock).unwrap_or_default(),
             date(&due),
             alert_days,
             today,
@@ -593,23 +597,23 @@ mod tests {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("d");
         let due = d("2026-12-10"); // Thursday
         assert_eq!(
-            alert_level(Status::EnProceso, due, 3, d("2026-12-01"), &cal),
+            alert_level(Status::EnProceso, Clock::Habiles, due, 3, d("2026-12-01"), &cal),
             "none"
         );
         assert_eq!(
-            alert_level(Status::EnProceso, due, 3, d("2026-12-07"), &cal),
+            alert_level(Status::EnProceso, Clock::Habiles, due, 3, d("2026-12-07"), &cal),
             "alerta"
         );
         assert_eq!(
-            alert_level(Status::EnProceso, due, 3, d("2026-12-11"), &cal),
+            alert_level(Status::EnProceso, Clock::Habiles, due, 3, d("2026-12-11"), &cal),
             "vencido"
         );
         assert_eq!(
-            alert_level(Status::PendienteInformacion, due, 3, d("2026-12-11"), &cal),
+            alert_level(Status::PendienteInformacion, Clock::Habiles, due, 3, d("2026-12-11"), &cal),
             "none"
         );
         assert_eq!(
-            alert_level(Status::Respondido, due, 3, d("2026-12-11"), &cal),
+            alert_level(Status::Respondido, Clock::Habiles, due, 3, d("2026-12-11"), &cal),
             "none"
         );
     }
