@@ -137,6 +137,20 @@ impl AppState {
                 }
             }
         }));
+        // Retention (Ley 21.719): closed cases kept long enough lose their personal data.
+        let state = self.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
+            loop {
+                tick.tick().await;
+                let keep = state.config.retention.case_personal_data_days;
+                match crate::oirs::service::anonymize_expired(&state.store, keep).await {
+                    Ok(n) if n > 0 => tracing::info!(cases = n, "cases past retention anonymised"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention job failed"),
+                }
+            }
+        }));
         let state = self.clone();
         handles.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));

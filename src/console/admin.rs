@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::{local_millis, notice, see_other, Console, PageError, PageResult};
 use crate::app::AppState;
-use crate::oirs::calendar::Clock;
 use crate::http::{ApiError, ApiJson};
+use crate::oirs::calendar::Clock;
 use crate::oirs::service::{self, RoutingRule};
 use crate::staff::admin::{
     self as api, AuditQuery, CaseTypeIn, DepartmentIn, HolidayIn, OutboxQuery,

@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::staff::routes::router(&*limit))
         .merge(crate::oirs::routes::router(&*limit))
         .merge(crate::staff::cases::router())
+        .merge(crate::staff::subjects::router())
         .merge(crate::staff::admin::router())
         .merge(crate::staff::users::router())
         .merge(crate::analytics::routes::router())

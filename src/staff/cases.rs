@@ -13,8 +13,8 @@ use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
 use crate::http::{ApiError, ApiJson, ApiResult};
-use crate::oirs::domain::{Channel, Folio};
 use crate::oirs::calendar::Clock;
+use crate::oirs::domain::{Channel, Folio};
 use crate::oirs::routes::{file_and_answer, idempotency, validate, CaseIn};
 use crate::oirs::service::{
     self, Actor, CaseEvent, CaseFilter, CaseRecord, EventIn, Filed, PendingRow,

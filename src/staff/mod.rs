@@ -4,4 +4,5 @@ pub mod admin;
 pub mod auth;
 pub mod cases;
 pub mod routes;
+pub mod subjects;
 pub mod users;

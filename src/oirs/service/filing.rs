@@ -120,6 +120,11 @@ pub async fn file_case(
         .map(|(_, u)| u.clone())
         .unwrap_or_else(|| "vecino".into());
 
+    // A blocked person's data does not leave the service (Ley 21.719, bloqueo).
+    let blocked = match &c.rut {
+        Some(rut) => super::blocked(store, rut).await?.is_some(),
+        None => false,
+    };
     let gate = store.write_gate().await;
     let result: Result<Filed, OirsError> = with_pool!(store, pool => {
         async {
@@ -183,12 +188,13 @@ pub async fn file_case(
                 "type": c.case_type,
                 "topic": c.topic,
                 "department": department,
-                "description": c.description,
+                "description": if blocked { "" } else { c.description.as_str() },
+                "blocked": blocked,
                 "received_at": c.received_at.to_rfc3339(),
                 "due_date": due.format("%Y-%m-%d").to_string(),
             });
             let mut messages = vec![("webhook", webhook)];
-            if let Some(to) = &c.email {
+            if let Some(to) = c.email.as_ref().filter(|_| !blocked) {
                 messages.push(("email", json!({
                     "to": to,
                     "subject": format!("Hemos recibido su caso {folio}"),
@@ -209,9 +215,9 @@ pub async fn file_case(
             messages.retain(|(k, _)| ctx.channels.wants(k));
             let confirmation_email = c.email.is_some() && ctx.channels.wants("email");
             if !messages.is_empty() {
-                let mut qb = sqlx::QueryBuilder::new("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) ");
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO outbox (kind, payload, next_attempt_at, created_at, folio) ");
                 qb.push_values(&messages, |mut b, (kind, payload)| {
-                    b.push_bind(*kind).push_bind(payload.to_string()).push_bind(now).push_bind(now);
+                    b.push_bind(*kind).push_bind(payload.to_string()).push_bind(now).push_bind(now).push_bind(folio.clone());
                 });
                 qb.build().execute(&mut *tx).await?;
             }

@@ -81,8 +81,10 @@ pub(crate) fn millis(ms: i64) -> DateTime<Utc> {
 
 mod filing;
 mod params;
+mod subjects;
 mod work;
 
 pub use filing::*;
 pub use params::*;
+pub use subjects::*;
 pub use work::*;

@@ -262,10 +262,16 @@ pub async fn apply_event(
     });
     let mut outbox: Vec<serde_json::Value> = Vec::new();
     let wants = |k: &str| channels.wants(k);
+    // A blocked person's data does not leave the service (Ley 21.719, bloqueo).
+    let blocked = match &case.rut {
+        Some(rut) => super::blocked(store, rut).await?.is_some(),
+        None => false,
+    };
     if ev.kind == EventKind::Derivar {
         outbox.push(json!({"kind": "webhook", "payload": {
             "event": "derivacion", "folio": case.folio, "type": case.case_type, "topic": case.topic,
-            "department": department, "description": case.description,
+            "department": department, "description": if blocked { "" } else { case.description.as_str() },
+            "blocked": blocked,
             "received_at": case.received_at.to_rfc3339(), "due_date": due.format("%Y-%m-%d").to_string(),
         }}));
         if let Some((email,)) = dept_email.filter(|(e,)| !e.is_empty()) {
@@ -275,7 +281,7 @@ pub async fn apply_event(
             }}));
         }
     }
-    if let Some(email) = &case.email {
+    if let Some(email) = case.email.as_ref().filter(|_| !blocked) {
         let resident_mail = match ev.kind {
             EventKind::Responder => Some((format!("Respuesta a su caso {}", case.folio), format!(
                 "Estimado(a) {}:\n\n{}\n\nPuede revisar su caso en /seguimiento?folio={}.\n\nOIRS Municipal",
@@ -334,10 +340,11 @@ pub async fn apply_event(
                 .bind(format!("{} -> {}", case.status.as_str(), to.as_str()))
                 .execute(&mut *tx).await?;
             for m in outbox.iter().filter(|m| wants(m["kind"].as_str().unwrap_or(""))) {
-                sqlx::query("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $3)")
+                sqlx::query("INSERT INTO outbox (kind, payload, next_attempt_at, created_at, folio) VALUES ($1, $2, $3, $3, $4)")
                     .bind(m["kind"].as_str().unwrap_or("email"))
                     .bind(m["payload"].to_string())
                     .bind(now)
+                    .bind(&case.folio)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -575,9 +582,10 @@ pub async fn run_alerts(
                     format!("Caso por vencer: {folio}")
                 };
                 let body = format!("El caso {folio} vence el {} ({}).", date(&due).format("%d-%m-%Y"), new);
-                sqlx::query("INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES ('email', $1, $2, $2)")
+                sqlx::query("INSERT INTO outbox (kind, payload, next_attempt_at, created_at, folio) VALUES ('email', $1, $2, $2, $3)")
                     .bind(json!({"to": email, "subject": subject, "body": body}).to_string())
                     .bind(now)
+                    .bind(&folio)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -597,23 +605,58 @@ mod tests {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("d");
         let due = d("2026-12-10"); // Thursday
         assert_eq!(
-            alert_level(Status::EnProceso, Clock::Habiles, due, 3, d("2026-12-01"), &cal),
+            alert_level(
+                Status::EnProceso,
+                Clock::Habiles,
+                due,
+                3,
+                d("2026-12-01"),
+                &cal
+            ),
             "none"
         );
         assert_eq!(
-            alert_level(Status::EnProceso, Clock::Habiles, due, 3, d("2026-12-07"), &cal),
+            alert_level(
+                Status::EnProceso,
+                Clock::Habiles,
+                due,
+                3,
+                d("2026-12-07"),
+                &cal
+            ),
             "alerta"
         );
         assert_eq!(
-            alert_level(Status::EnProceso, Clock::Habiles, due, 3, d("2026-12-11"), &cal),
+            alert_level(
+                Status::EnProceso,
+                Clock::Habiles,
+                due,
+                3,
+                d("2026-12-11"),
+                &cal
+            ),
             "vencido"
         );
         assert_eq!(
-            alert_level(Status::PendienteInformacion, Clock::Habiles, due, 3, d("2026-12-11"), &cal),
+            alert_level(
+                Status::PendienteInformacion,
+                Clock::Habiles,
+                due,
+                3,
+                d("2026-12-11"),
+                &cal
+            ),
             "none"
         );
         assert_eq!(
-            alert_level(Status::Respondido, Clock::Habiles, due, 3, d("2026-12-11"), &cal),
+            alert_level(
+                Status::Respondido,
+                Clock::Habiles,
+                due,
+                3,
+                d("2026-12-11"),
+                &cal
+            ),
             "none"
         );
     }
