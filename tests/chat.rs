@@ -482,6 +482,17 @@ async fn filing_offers_carry_the_conversation_topic() {
     )
     .await;
     assert_eq!(v["reply"]["filing"]["type"], "datos_personales", "{v}");
+    // ... naming the right the words ask for, on its link too.
+    assert_eq!(v["reply"]["filing"]["right"], "supresion", "{v}");
+    assert!(
+        v["reply"]["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .any(|l| l["url"]
+                == "/oirs?tipo=datos_personales&tema=datos_personales&derecho=supresion"),
+        "{v}"
+    );
 
     // "Quiero poner un reclamo" alone names no topic: the form will ask for one.
     let (fresh, _) = new_session(&app).await;

@@ -178,7 +178,7 @@
     let u;
     try { u = new URL(url, BASE + "/"); } catch (_) { return null; }
     if (u.origin !== new URL(BASE + "/").origin) return null;
-    if (u.pathname === "/oirs") return () => fileForm({ type: u.searchParams.get("tipo"), topic: u.searchParams.get("tema") });
+    if (u.pathname === "/oirs") return () => fileForm({ type: u.searchParams.get("tipo"), topic: u.searchParams.get("tema"), right: u.searchParams.get("derecho") });
     if (u.pathname === "/oirs/recibido") return null;
     if (u.pathname === "/seguimiento") return () => trackForm(u.searchParams.get("folio") || "");
     return null;
@@ -350,6 +350,7 @@
   // ---------- forms inside the chat ----------
   let typesCache = null;
   let topicsCache = null;
+  let rightsCache = null;
 
   function field(form, name, label, control, hint) {
     const fid = id(name);
@@ -407,7 +408,9 @@
     if (!typesCache) {
       const t = await api("/api/v1/oirs/case-types");
       const p = await api("/api/v1/oirs/topics");
-      if (t.status !== 200 || p.status !== 200) throw new Problem("offline", "could not load choices");
+      const r = await api("/api/v1/oirs/rights");
+      if (t.status !== 200 || p.status !== 200 || r.status !== 200) throw new Problem("offline", "could not load choices");
+      rightsCache = r.json;
       typesCache = t.json;
       topicsCache = p.json.slice().sort((a, b) => a.label.localeCompare(b.label, "es"));
     }
@@ -427,6 +430,14 @@
       field(form, "topic", "Tema", h("select", { required: true },
         h("option", { value: "" }, T.chooseTopic),
         topicsCache.map((t) => h("option", { value: t.id, selected: t.id === topic }, t.label))));
+      // A request about one's personal data says which right; the others do not.
+      const rights = field(form, "right", "Derecho que quiere ejercer", h("select", {},
+        h("option", { value: "" }, "Elija un derecho"),
+        rightsCache.map((r) => h("option", { value: r.id, selected: r.id === pre.right }, r.label + ": " + r.description))),
+        "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indique también su RUT.");
+      const showRights = () => { rights.closest(".field").hidden = form.fields.type.control.value !== "datos_personales"; };
+      form.fields.type.control.addEventListener("change", showRights);
+      showRights();
       field(form, "description", T.describe, h("textarea", { rows: "4", maxlength: "5000", required: true }), "Qué pasó, dónde y cuándo (al menos 10 caracteres).");
       field(form, "address", "Dirección (opcional)", h("input", { type: "text", autocomplete: "street-address" }), "Si el caso es sobre un lugar: calle, número y sector.");
       field(form, "name", T.name, h("input", { type: "text", autocomplete: "name", required: true }));
@@ -452,11 +463,14 @@
       consent: form.fields.consent.control.checked,
     };
     for (const n of ["email", "phone", "rut", "address"]) if (v(n)) body[n] = v(n);
+    if (body.type === "datos_personales" && v("right")) body.right = v("right");
     if (state.sid) body.chat_session_id = state.sid;
     // Check what the browser can before asking the service, and say everything at once.
     const errors = [];
     if (!body.type) errors.push({ field: "type", message: T.errType });
     if (!body.topic) errors.push({ field: "topic", message: T.errTopic });
+    if (body.type === "datos_personales" && !body.right) errors.push({ field: "right", message: "Elija qué derecho quiere ejercer sobre sus datos." });
+    if (body.type === "datos_personales" && !body.rut) errors.push({ field: "rut", message: "Para una solicitud sobre sus datos personales escriba su RUT." });
     if (body.description.length < 10) errors.push({ field: "description", message: T.errDescription });
     if (body.name.length < 2) errors.push({ field: "name", message: T.errName });
     if (!body.consent) errors.push({ field: "consent", message: T.errConsent });

@@ -107,6 +107,20 @@ const PRAISE_WORDS: &[&str] = &[
     "agradecido", "agradezco", "agradecimiento", "destacar", "reconocer", "reconocimiento",
 ];
 
+/// Words that name a right over one's personal data (Ley 21.719), in the order they are
+/// tried: the most specific first ("bloquear" before "borrar", "corregir" before "ver").
+#[rustfmt::skip]
+const RIGHT_WORDS: &[(&str, &[&str])] = &[
+    ("bloqueo", &["bloquear", "bloqueo", "bloqueen", "suspender", "suspendan", "congelar"]),
+    ("portabilidad", &["portabilidad", "portar", "exportar", "formato", "descargar", "transferir", "llevarme"]),
+    ("oposicion", &["oponerme", "oposicion", "opongo", "dejen", "publicidad", "marketing", "usen", "utilicen", "ocupen"]),
+    ("rectificacion", &["rectificar", "rectificacion", "corregir", "corrijan", "actualizar", "actualicen", "equivocado", "equivocados", "erroneo", "erroneos", "incorrecto", "incorrectos"]),
+    ("supresion", &["borrar", "borren", "borrado", "eliminar", "eliminen", "suprimir", "supresion", "supriman", "olvido", "saquen", "sacar", "cancelar", "cancelacion"]),
+    // "saber", "ver" and "tienen" are stop words: what is left of "quiero saber qué datos
+    // míos tienen" is "datos míos".
+    ("acceso", &["acceso", "acceder", "conocer", "guardan", "copia", "mios", "mias", "revisar", "informe"]),
+];
+
 /// Words that only say "I want to file something", not what about.
 #[rustfmt::skip]
 const PROCEDURAL_WORDS: &[&str] = &[
@@ -129,6 +143,7 @@ pub struct Cues {
     praise: HashSet<String>,
     filing: HashSet<String>,
     procedural: HashSet<String>,
+    rights: Vec<(&'static str, HashSet<String>)>,
 }
 
 fn stems_of(pipeline: &TextPipeline, list: &[&str]) -> HashSet<String> {
@@ -160,6 +175,8 @@ pub struct Reading {
     pub files: bool,
     /// It says what the case would be about, beyond "I want to file a complaint".
     pub names_subject: bool,
+    /// The right over one's personal data the words name, if any.
+    pub right: Option<&'static str>,
 }
 
 impl Reading {
@@ -180,6 +197,10 @@ impl Cues {
             praise: stems_of(pipeline, PRAISE_WORDS),
             filing: stems_of(pipeline, FILING_WORDS),
             procedural: stems_of(pipeline, PROCEDURAL_WORDS),
+            rights: RIGHT_WORDS
+                .iter()
+                .map(|(r, words)| (*r, stems_of(pipeline, words)))
+                .collect(),
         }
     }
 
@@ -215,6 +236,11 @@ impl Cues {
             names_subject: alphabetic
                 .iter()
                 .any(|s| !self.procedural.contains(s.as_str())),
+            right: self
+                .rights
+                .iter()
+                .find(|(_, set)| any(set))
+                .map(|(r, _)| *r),
         }
     }
 }
@@ -291,6 +317,41 @@ mod tests {
         assert!(read("y para mi mamá también?").follow_up());
         assert!(!read("y donde pago el permiso de circulacion").follow_up());
         assert!(!read("cuanto cuesta la licencia de conducir").follow_up());
+    }
+
+    #[test]
+    fn the_words_name_a_right_over_personal_data() {
+        let read = |m: &str| read(m).right;
+        assert_eq!(
+            read("quiero que borren mis datos personales"),
+            Some("supresion")
+        );
+        assert_eq!(read("que datos mios tienen guardados"), Some("acceso"));
+        assert_eq!(
+            read("mi direccion esta equivocada en sus registros, quiero corregirla"),
+            Some("rectificacion")
+        );
+        assert_eq!(
+            read("no quiero que usen mis datos para publicidad"),
+            Some("oposicion")
+        );
+        assert_eq!(
+            read("necesito mis datos en un formato para llevarlos a otra institucion"),
+            Some("portabilidad")
+        );
+        assert_eq!(
+            read("bloqueen mis datos mientras revisan mi reclamo"),
+            Some("bloqueo")
+        );
+        assert_eq!(
+            read("quiero saber que datos personales mios tiene la municipalidad"),
+            Some("acceso")
+        );
+        assert_eq!(
+            read("no quiero que usen mis datos personales"),
+            Some("oposicion")
+        );
+        assert_eq!(read("horario de atencion"), None);
     }
 
     #[test]

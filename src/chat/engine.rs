@@ -29,6 +29,8 @@ const FILING_BUTTONS: &[(&str, &str)] = &[
 const GENERIC_TOPICS: &[&str] = &["reclamo", "solicitud", "sugerencia", "contactar_me"];
 /// The generic intents' topics that file a case.
 const FILING_TOPICS: &[&str] = &["reclamo", "solicitud", "sugerencia"];
+/// The case type of requests about one's personal data.
+const DATA_RIGHTS_TYPE: &str = "datos_personales";
 /// Topics that are a case type of their own.
 const TYPED_TOPICS: &[&str] = &["datos_personales", "transparencia"];
 
@@ -303,6 +305,18 @@ impl Engine {
         let analyzed = self.matcher.pipeline().analyze(message);
         let reading = self.cues.read(&analyzed.stems, analyzed.words.len());
         let (mut reply, matched) = self.interpret(message, &analyzed, &reading, conv, today);
+        // A request about one's personal data says which right, when the words name one.
+        if let Some(f) = reply.filing.clone() {
+            if f.case_type == DATA_RIGHTS_TYPE && reading.right.is_some() {
+                Self::attach_filing(
+                    &mut reply,
+                    Filing {
+                        right: reading.right.map(String::from),
+                        ..f
+                    },
+                );
+            }
+        }
         match matched.decision {
             Decision::Fallback => {
                 conv.misses += 1;
@@ -651,6 +665,7 @@ impl Engine {
             Filing {
                 case_type,
                 topic: case_topic,
+                right: None,
             },
         );
     }
@@ -711,7 +726,14 @@ impl Engine {
             "felicitacion" => Some("sugerencia".to_string()),
             _ => topic,
         };
-        Self::attach_filing(reply, Filing { case_type, topic });
+        Self::attach_filing(
+            reply,
+            Filing {
+                case_type,
+                topic,
+                right: None,
+            },
+        );
     }
 
     /// Puts `filing` on the reply and points its OIRS links at the form opened on it.
@@ -1063,10 +1085,15 @@ fn filing_link_label(case_type: &str) -> &'static str {
 
 /// The `/oirs` link that opens the form on a filing.
 pub fn oirs_url(filing: &Filing) -> String {
-    match &filing.topic {
+    let mut url = match &filing.topic {
         Some(t) => format!("/oirs?tipo={}&tema={t}", filing.case_type),
         None => format!("/oirs?tipo={}", filing.case_type),
+    };
+    if let Some(r) = &filing.right {
+        url.push_str("&derecho=");
+        url.push_str(r);
     }
+    url
 }
 
 fn round3(x: f32) -> f32 {

@@ -37,6 +37,10 @@ pub struct Filing {
     #[serde(rename = "type")]
     pub case_type: String,
     pub topic: Option<String>,
+    /// For a request about one's personal data: the right the words ask for ("borren mis
+    /// datos" → supresion), when they name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub right: Option<String>,
 }
 
 /// What a reply does with the message.

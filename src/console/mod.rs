@@ -6,6 +6,7 @@ mod admin;
 mod analytics;
 mod cases;
 mod privacy;
+mod subjects;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -76,6 +77,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/staff/privacidad.html"),
     ),
     ("_registro.html", crate::web::REGISTER),
+    (
+        "subject.html",
+        include_str!("../../templates/staff/subject.html"),
+    ),
 ];
 
 fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -107,6 +112,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(analytics::router())
         .merge(admin::router())
         .merge(privacy::router())
+        .merge(subjects::router())
 }
 
 async fn css(h: HeaderMap) -> Response {
@@ -279,6 +285,14 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "parametro" => "Cambio guardado.",
         "catalogo" => "Catálogo recargado.",
         "reintento" => "Mensaje puesto de nuevo en la cola.",
+        "rectificado" => "Datos de contacto rectificados en los casos de esta persona.",
+        "anonimizado" => {
+            "Casos cerrados anonimizados: folio, tipo, tema, unidad, fechas y estado se conservan."
+        }
+        "bloqueado" => {
+            "Datos bloqueados: no se enviarán correos a esta persona mientras dure el bloqueo."
+        }
+        "desbloqueado" => "Bloqueo terminado.",
         _ => return None,
     })
 }

@@ -24,6 +24,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
     limit(
         Router::new()
             .route("/api/v1/oirs/case-types", get(list_case_types))
+            .route("/api/v1/oirs/rights", get(list_rights))
             .route("/api/v1/oirs/topics", get(list_topics))
             .route("/api/v1/oirs/cases", post(file_case))
             .route("/api/v1/oirs/cases/{folio}", get(track_case))
@@ -58,6 +59,31 @@ pub struct TopicOut {
     pub label: String,
     pub description: String,
     pub department: Option<String>,
+}
+
+/// A right over one's personal data, as residents read it.
+#[derive(Serialize, ToSchema)]
+pub struct RightOut {
+    pub id: &'static str,
+    pub label: &'static str,
+    /// What exercising it asks for, in one plain sentence.
+    pub description: &'static str,
+}
+
+/// The rights a `datos_personales` request can exercise (Ley 21.719).
+#[utoipa::path(get, path = "/api/v1/oirs/rights", tag = "oirs",
+    responses((status = 200, body = Vec<RightOut>)))]
+pub async fn list_rights() -> Json<Vec<RightOut>> {
+    Json(
+        DataRight::ALL
+            .into_iter()
+            .map(|r| RightOut {
+                id: r.as_str(),
+                label: r.label(),
+                description: r.meaning(),
+            })
+            .collect(),
+    )
 }
 
 /// Topics a case can be about (chat-only topics excluded), in Spanish alphabetical order.

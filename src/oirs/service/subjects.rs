@@ -340,7 +340,13 @@ pub async fn rectify(
 }
 
 /// Folio, RUT, e-mail, name and chat session of a case.
-type PersonRow = (String, Option<String>, Option<String>, String, Option<String>);
+type PersonRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
 
 /// Removes the person from the given cases (which must be closed): name, RUT, e-mail, phone,
 /// address, description, answer and event notes; their outbox messages' payloads; their chat
