@@ -130,7 +130,7 @@ test("a resident files a reclamo in the chat and finds it on /seguimiento", asyn
   assert.equal((await focused(page)).tag, "textarea");
   await form.getByLabel("Describa su caso").fill("La luminaria de calle Egaña 450 lleva dos semanas apagada y la cuadra queda a oscuras.");
   await form.getByLabel("Correo electrónico (opcional)").fill("rosa.perez@example.cl");
-  await form.getByLabel("RUT (opcional)").fill("12.345.678-0");
+  await form.getByLabel(/^RUT/).fill("12.345.678-0");
   await form.getByLabel(/Acepto que la municipalidad/).check();
   await form.getByRole("button", { name: "Enviar caso" }).click();
   // The service rejects the RUT (bad verifier digit): its message shows beside the RUT field.
@@ -139,7 +139,7 @@ test("a resident files a reclamo in the chat and finds it on /seguimiento", asyn
   assert.equal(await form.locator("[aria-invalid=true]").count(), 1, "only the RUT is marked");
   const errId = (await invalid.getAttribute("aria-describedby")).split(" ").find((x) => x.endsWith("-err"));
   assert.match(await form.locator(`[id="${errId}"]`).innerText(), /verificador/i);
-  await form.getByLabel("RUT (opcional)").fill("12.345.678-5");
+  await form.getByLabel(/^RUT/).fill("12.345.678-5");
   await form.getByRole("button", { name: "Enviar caso" }).click();
   const filed = page.locator("#vt-panel .msg.filed");
   await filed.waitFor();

@@ -433,8 +433,14 @@
       // A request about one's personal data says which right; the others do not.
       const rights = field(form, "right", "Derecho que quiere ejercer", h("select", {},
         h("option", { value: "" }, "Elija un derecho"),
-        rightsCache.map((r) => h("option", { value: r.id, selected: r.id === pre.right }, r.label + ": " + r.description))),
+        rightsCache.map((r) => h("option", { value: r.id, selected: r.id === pre.right }, r.label))),
         "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indique también su RUT.");
+      // What the chosen right means, under the list (the options keep to their names).
+      const meaning = h("p", { class: "hint", id: id("right-meaning") });
+      rights.closest(".field").append(meaning);
+      const explain = () => { meaning.textContent = (rightsCache.find((r) => r.id === rights.value) || {}).description || ""; };
+      rights.addEventListener("change", explain);
+      explain();
       const showRights = () => { rights.closest(".field").hidden = form.fields.type.control.value !== "datos_personales"; };
       form.fields.type.control.addEventListener("change", showRights);
       showRights();
@@ -443,7 +449,7 @@
       field(form, "name", T.name, h("input", { type: "text", autocomplete: "name", required: true }));
       field(form, "email", "Correo electrónico (opcional)", h("input", { type: "email", autocomplete: "email" }), T.emailHint);
       field(form, "phone", "Teléfono (opcional)", h("input", { type: "tel", autocomplete: "tel" }), "Ejemplo: +56 9 1234 5678.");
-      field(form, "rut", "RUT (opcional)", h("input", { type: "text" }), "Ejemplo: 12.345.678-5. " + T.rutHint);
+      field(form, "rut", "RUT (opcional, salvo datos personales)", h("input", { type: "text" }), "Ejemplo: 12.345.678-5. " + T.rutHint);
       const consent = h("input", { type: "checkbox", value: "si", required: true });
       const cid = id("consent");
       consent.id = cid;

@@ -54,7 +54,7 @@ async fn search(
         &state,
         "subject.html",
         "Titulares de datos personales",
-        context! { searching => true, typed => typed, error => error },
+        context! { searching => true, typed => typed, search_error => error },
     ))
 }
 

@@ -165,7 +165,11 @@ pub async fn validate(
         };
         fail("type", message);
     }
-    let topic = input.topic.trim();
+    // A transparency or personal-data request is its own subject: the type names the topic.
+    let topic = match input.topic.trim() {
+        "" if [DATA_RIGHTS_TYPE, "transparencia"].contains(&case_type) => case_type,
+        t => t,
+    };
     if !state.chat.engine().catalog.is_case_topic(topic) {
         let message = if topic.is_empty() {
             "Elija el tema de su caso.".to_string()
