@@ -191,6 +191,11 @@ test("staff of the unit that handles personal data find the person and export ev
   await page.goto(server.base + `/staff/casos/${filed.folio}`);
   const facts = await page.locator("dl.facts").first().innerText();
   assert.match(facts, /Derecho ejercido\s+Acceso\b/);
+  // The unit's staff have the person search in their menu, and see their unit by name.
+  const nav = page.getByRole("navigation", { name: "Consola" });
+  await nav.getByRole("link", { name: "Titulares de datos" }).waitFor();
+  assert.match(await page.locator("header.top").innerText(), /Unidad de Transparencia/);
+  assert.doesNotMatch(await page.locator("header.top").innerText(), /\(transparencia\)/);
   await page.getByRole("link", { name: "Ver todo lo que tenemos de esta persona" }).click();
   await page.waitForURL((u) => u.pathname === `/staff/titulares/${RUT_NORM}`);
   assert.match(await page.locator("h1").innerText(), new RegExp(RUT_NORM));

@@ -123,6 +123,10 @@ async fn css(h: HeaderMap) -> Response {
 pub struct Console {
     pub user: StaffUser,
     pub csrf: String,
+    /// The name of the user's department, as the header shows it.
+    pub department_name: Option<String>,
+    /// Whether the user answers personal-data requests (admins, and that unit's staff).
+    pub handles_data_subjects: bool,
 }
 
 impl FromRequestParts<AppState> for Console {
@@ -150,10 +154,26 @@ impl FromRequestParts<AppState> for Console {
             return Err(to_login(""));
         };
         match auth::user_for_token(&state.store, &token).await {
-            Ok(Some(user)) => Ok(Console {
-                user,
-                csrf: auth::csrf_token(&token),
-            }),
+            Ok(Some(user)) => {
+                let department_name = match &user.department {
+                    Some(d) => crate::oirs::service::departments(&state.store)
+                        .await
+                        .map_err(|e| PageError::from(e).into_response())?
+                        .into_iter()
+                        .find(|x| &x.id == d)
+                        .map(|x| x.name),
+                    None => None,
+                };
+                let handles_data_subjects = crate::staff::subjects::may_handle(state, &user)
+                    .await
+                    .map_err(|e| PageError(e).into_response())?;
+                Ok(Console {
+                    user,
+                    csrf: auth::csrf_token(&token),
+                    department_name,
+                    handles_data_subjects,
+                })
+            }
             Ok(None) => Err(to_login("expirada")),
             Err(e) => Err(PageError::from(e).into_response()),
         }
@@ -189,8 +209,9 @@ impl Console {
                 username => self.user.username,
                 role => role.as_str(),
                 role_label => role_label(role),
-                department => self.user.department,
+                department => self.department_name.clone().or_else(|| self.user.department.clone()),
             },
+            can_subjects => self.handles_data_subjects,
             csrf => self.csrf,
             can_cases => role != Role::Analyst,
             can_analytics => matches!(role, Role::Analyst | Role::Admin),
