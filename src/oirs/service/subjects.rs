@@ -92,13 +92,6 @@ pub struct Rectification {
     pub address: Option<String>,
 }
 
-async fn case_ids_of(store: &Store, rut: &str) -> Result<Vec<i64>, StoreError> {
-    let rows: Vec<(i64,)> = with_pool!(store, pool => {
-        sqlx::query_as("SELECT id FROM cases WHERE rut = $1 ORDER BY id").bind(rut).fetch_all(pool).await?
-    });
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}
-
 fn push_unique(v: &mut Vec<String>, s: &Option<String>) {
     if let Some(s) = s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if !v.iter().any(|x| x == s) {
@@ -122,14 +115,16 @@ pub async fn blocked(store: &Store, rut: &str) -> Result<Option<SubjectBlock>, S
 /// Everything held about the person with this (normalised) RUT, and nothing of anyone else.
 pub async fn gather(store: &Store, rut: &str) -> Result<DataSubject, StoreError> {
     let sql = format!(
-        "SELECT {CASE_COLUMNS}, closed_at, anonymized_at FROM cases WHERE rut = $1 ORDER BY id"
+        "SELECT {CASE_COLUMNS}, closed_at, anonymized_at, chat_session_id FROM cases WHERE rut = $1 ORDER BY id"
     );
     let mut cases: Vec<SubjectCase> = Vec::new();
+    let mut sessions: Vec<String> = Vec::new();
     with_pool!(store, pool => {
         for r in sqlx::query(&sql).bind(rut).fetch_all(pool).await? {
             use sqlx::Row as _;
             let closed: Option<i64> = r.try_get(24)?;
             let anonymized: Option<i64> = r.try_get(25)?;
+            push_unique(&mut sessions, &r.try_get(26)?);
             cases.push(SubjectCase {
                 case: case_from_row!(r),
                 closed_at: closed.map(millis),
@@ -146,17 +141,6 @@ pub async fn gather(store: &Store, rut: &str) -> Result<DataSubject, StoreError>
         push_unique(&mut contact.phones, &c.case.phone);
         push_unique(&mut contact.addresses, &c.case.address);
     }
-    let sessions: Vec<String> = {
-        let mut v = Vec::new();
-        for c in &cases {
-            let sid: Option<String> = with_pool!(store, pool => {
-                sqlx::query_as::<_, (Option<String>,)>("SELECT chat_session_id FROM cases WHERE id = $1")
-                    .bind(c.case.id).fetch_one(pool).await?.0
-            });
-            push_unique(&mut v, &sid);
-        }
-        v
-    };
     // Messages addressed to the person: e-mails to one of their addresses.
     type MsgRow = (
         i64,
@@ -427,22 +411,15 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
 /// Anonymises the person's closed cases (their open ones still need them). Audited with the
 /// folios, never the RUT.
 pub async fn anonymize(store: &Store, actor: &Actor, rut: &str) -> Result<usize, StoreError> {
-    let ids = case_ids_of(store, rut).await?;
-    let folios: Vec<(i64, String)> = {
-        let mut v = Vec::new();
-        for id in &ids {
-            let r: Option<(String, String)> = with_pool!(store, pool => {
-                sqlx::query_as("SELECT folio, status FROM cases WHERE id = $1 AND anonymized_at IS NULL")
-                    .bind(id).fetch_optional(pool).await?
-            });
-            if let Some((folio, status)) = r {
-                if status == "cerrado" {
-                    v.push((*id, folio));
-                }
-            }
-        }
-        v
-    };
+    let folios: Vec<(i64, String)> = with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT id, folio FROM cases WHERE rut = $1 AND status = 'cerrado' \
+             AND anonymized_at IS NULL ORDER BY id",
+        )
+        .bind(rut)
+        .fetch_all(pool)
+        .await?
+    });
     let n = anonymize_cases(store, &folios.iter().map(|f| f.0).collect::<Vec<_>>()).await?;
     for (_, folio) in &folios {
         audit(
@@ -515,20 +492,18 @@ pub async fn unblock(store: &Store, actor: &Actor, rut: &str) -> Result<bool, St
     let n = with_pool!(store, pool => {
         sqlx::query("DELETE FROM data_subject_blocks WHERE rut = $1").bind(rut).execute(pool).await?.rows_affected()
     });
-    for id in case_ids_of(store, rut).await? {
-        let folio: Option<(String,)> = with_pool!(store, pool => {
-            sqlx::query_as("SELECT folio FROM cases WHERE id = $1").bind(id).fetch_optional(pool).await?
-        });
-        if let Some((folio,)) = folio {
-            audit(
-                store,
-                actor,
-                "desbloquear_titular",
-                &folio,
-                "fin del bloqueo",
-            )
-            .await?;
-        }
+    let folios: Vec<(String,)> = with_pool!(store, pool => {
+        sqlx::query_as("SELECT folio FROM cases WHERE rut = $1 ORDER BY id").bind(rut).fetch_all(pool).await?
+    });
+    for (folio,) in folios {
+        audit(
+            store,
+            actor,
+            "desbloquear_titular",
+            &folio,
+            "fin del bloqueo",
+        )
+        .await?;
     }
     Ok(n > 0)
 }
