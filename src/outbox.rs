@@ -120,12 +120,15 @@ pub async fn list(
         .collect())
 }
 
-/// Puts a failed or dead message back in the queue.
+/// What an anonymised message's payload becomes (Ley 21.719): nothing left to deliver.
+pub const ANONYMIZED_PAYLOAD: &str = r#"{"anonimizado":true}"#;
+
+/// Puts a failed or dead message back in the queue (not one whose content was anonymised).
 pub async fn retry(store: &Store, id: i64) -> Result<bool, StoreError> {
     let n = with_pool!(store, pool => {
         sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL \
-                     WHERE id = $2 AND status IN ('dead', 'skipped')")
-            .bind(now_millis()).bind(id).execute(pool).await?.rows_affected()
+                     WHERE id = $2 AND status IN ('dead', 'skipped') AND payload <> $3")
+            .bind(now_millis()).bind(id).bind(ANONYMIZED_PAYLOAD).execute(pool).await?.rows_affected()
     });
     Ok(n == 1)
 }

@@ -575,6 +575,20 @@ async fn data_subjects(backend: Backend) {
         .await
         .iter()
         .any(|(a, f, _)| a == "anonimizar" && f.as_deref() == Some(fa1)));
+    // An anonymised message cannot be sent again.
+    let (id,): (i64,) = ventanilla::with_pool!(&app.state.store, pool => {
+        sqlx::query_as("SELECT id FROM outbox WHERE payload = $1 ORDER BY id LIMIT 1")
+            .bind(ventanilla::outbox::ANONYMIZED_PAYLOAD).fetch_one(pool).await.expect("anonymised message")
+    });
+    let (s, _) = call(
+        &app,
+        "POST",
+        &admin,
+        &format!("/api/v1/admin/outbox/{id}/retry"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
     // Tracking the anonymised case with the RUT no longer finds it.
     let r = app
         .get(&format!("/api/v1/oirs/cases/{fa1}?rut={RUT_A_NORM}"))

@@ -32,6 +32,9 @@
     notFound: "No encontramos un caso con esos datos. Revisa el folio y el código o el RUT.",
     filed: "¡Listo! Recibimos tu caso. Guarda estos datos para seguirlo:",
     mailed: "Te enviamos un correo de confirmación con estos datos.", notMailed: "No te llegará un correo: anota el folio y el código.",
+    rightLabel: "Derecho que quieres ejercer", chooseRight: "Elige un derecho",
+    rightHint: "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indica también tu RUT.",
+    errRight: "Elige qué derecho quieres ejercer sobre tus datos.", errRutData: "Para una solicitud sobre tus datos personales escribe tu RUT.",
     chooseType: "Elige el tipo de caso", chooseTopic: "Elige un tema", fix: (n) => n === 1 ? "Revisa este campo:" : `Revisa estos ${n} campos:`,
   } : {
     launcher: "¿Le ayudo? Converse con el municipio", placeholder: "Escriba su consulta…", label: "Escriba su consulta",
@@ -49,6 +52,9 @@
     notFound: "No encontramos un caso con esos datos. Revise el folio y el código o el RUT.",
     filed: "Recibimos su caso. Guarde estos datos para seguirlo:",
     mailed: "Le enviamos un correo de confirmación con estos datos.", notMailed: "No le llegará un correo: anote el folio y el código.",
+    rightLabel: "Derecho que quiere ejercer", chooseRight: "Elija un derecho",
+    rightHint: "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indique también su RUT.",
+    errRight: "Elija qué derecho quiere ejercer sobre sus datos.", errRutData: "Para una solicitud sobre sus datos personales escriba su RUT.",
     chooseType: "Elija el tipo de caso", chooseTopic: "Elija un tema", fix: (n) => n === 1 ? "Revise este campo:" : `Revise estos ${n} campos:`,
   };
 
@@ -431,10 +437,10 @@
         h("option", { value: "" }, T.chooseTopic),
         topicsCache.map((t) => h("option", { value: t.id, selected: t.id === topic }, t.label))));
       // A request about one's personal data says which right; the others do not.
-      const rights = field(form, "right", "Derecho que quiere ejercer", h("select", {},
-        h("option", { value: "" }, "Elija un derecho"),
+      const rights = field(form, "right", T.rightLabel, h("select", {},
+        h("option", { value: "" }, T.chooseRight),
         rightsCache.map((r) => h("option", { value: r.id, selected: r.id === pre.right }, r.label))),
-        "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indique también su RUT.");
+        T.rightHint);
       // What the chosen right means, under the list (the options keep to their names).
       const meaning = h("p", { class: "hint", id: id("right-meaning") });
       rights.closest(".field").append(meaning);
@@ -475,8 +481,8 @@
     const errors = [];
     if (!body.type) errors.push({ field: "type", message: T.errType });
     if (!body.topic) errors.push({ field: "topic", message: T.errTopic });
-    if (body.type === "datos_personales" && !body.right) errors.push({ field: "right", message: "Elija qué derecho quiere ejercer sobre sus datos." });
-    if (body.type === "datos_personales" && !body.rut) errors.push({ field: "rut", message: "Para una solicitud sobre sus datos personales escriba su RUT." });
+    if (body.type === "datos_personales" && !body.right) errors.push({ field: "right", message: T.errRight });
+    if (body.type === "datos_personales" && !body.rut) errors.push({ field: "rut", message: T.errRutData });
     if (body.description.length < 10) errors.push({ field: "description", message: T.errDescription });
     if (body.name.length < 2) errors.push({ field: "name", message: T.errName });
     if (!body.consent) errors.push({ field: "consent", message: T.errConsent });

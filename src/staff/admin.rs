@@ -377,7 +377,9 @@ pub async fn retry_outbox(
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     if !outbox::retry(&state.store, id).await? {
-        return Err(ApiError::not_found("dead or skipped outbox message"));
+        return Err(ApiError::not_found(
+            "dead or skipped outbox message with content to deliver",
+        ));
     }
     state.outbox_wake.notify_one();
     audit_admin(&state, &user, "reintentar_envio", &id.to_string()).await?;

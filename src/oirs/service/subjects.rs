@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::*;
 use crate::oirs::domain::Status;
+use crate::outbox::ANONYMIZED_PAYLOAD;
 use crate::store::{now_millis, Store, StoreError};
 use crate::with_pool;
 
@@ -362,20 +363,14 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
             sqlx::query("UPDATE case_events SET note = NULL WHERE case_id = $1")
                 .bind(id).execute(&mut *tx).await?;
             let like = format!("%{folio}%");
+            // Its messages, and any e-mail to the person's address.
+            let to = email.as_ref().map(|e| format!("%\"to\":\"{e}\"%"));
             sqlx::query(
-                "UPDATE outbox SET payload = '{\"anonimizado\":true}', last_error = NULL, \
+                "UPDATE outbox SET payload = $3, last_error = NULL, \
                  status = CASE WHEN status IN ('sent', 'dead', 'skipped') THEN status ELSE 'skipped' END \
-                 WHERE folio = $1 OR payload LIKE $2",
+                 WHERE folio = $1 OR payload LIKE $2 OR (kind = 'email' AND payload LIKE $4)",
             )
-            .bind(&folio).bind(&like).execute(&mut *tx).await?;
-            if let Some(email) = &email {
-                sqlx::query(
-                    "UPDATE outbox SET payload = '{\"anonimizado\":true}', last_error = NULL, \
-                     status = CASE WHEN status IN ('sent', 'dead', 'skipped') THEN status ELSE 'skipped' END \
-                     WHERE kind = 'email' AND payload LIKE $1",
-                )
-                .bind(format!("%\"to\":\"{email}\"%")).execute(&mut *tx).await?;
-            }
+            .bind(&folio).bind(&like).bind(ANONYMIZED_PAYLOAD).bind(&to).execute(&mut *tx).await?;
             // Audit rows keep who did what to which folio, not the person's identifiers.
             let mut marks: Vec<String> = Vec::new();
             marks.extend(rut.clone());
