@@ -31,6 +31,15 @@ fn button_ids(reply: &Value) -> Vec<String> {
         .collect()
 }
 
+fn link_urls(reply: &Value) -> Vec<String> {
+    reply["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| l["url"].as_str().expect("url").to_string())
+        .collect()
+}
+
 async fn count_interactions(app: &TestApp, kind: &str, button: Option<&str>) -> i64 {
     let sql =
         "SELECT COUNT(*) FROM interactions WHERE kind = $1 AND ($2 IS NULL OR button_id = $2)";
@@ -462,14 +471,9 @@ async fn filing_offers_carry_the_conversation_topic() {
         json!({"type": "solicitud", "topic": "aseo_retiro"}),
         "{v}"
     );
-    let urls: Vec<&str> = v["reply"]["links"]
-        .as_array()
-        .expect("links")
-        .iter()
-        .filter_map(|l| l["url"].as_str())
-        .collect();
+    let urls = link_urls(&v["reply"]);
     assert!(
-        urls.contains(&"/oirs?tipo=solicitud&tema=aseo_retiro"),
+        urls.contains(&"/oirs?tipo=solicitud&tema=aseo_retiro".to_string()),
         "{urls:?}"
     );
 
@@ -485,12 +489,9 @@ async fn filing_offers_carry_the_conversation_topic() {
     // ... naming the right the words ask for, on its link too.
     assert_eq!(v["reply"]["filing"]["right"], "supresion", "{v}");
     assert!(
-        v["reply"]["links"]
-            .as_array()
-            .expect("links")
-            .iter()
-            .any(|l| l["url"]
-                == "/oirs?tipo=datos_personales&tema=datos_personales&derecho=supresion"),
+        link_urls(&v["reply"]).contains(
+            &"/oirs?tipo=datos_personales&tema=datos_personales&derecho=supresion".into()
+        ),
         "{v}"
     );
 
@@ -556,13 +557,11 @@ async fn unsure_replies_offer_the_filing_the_words_call_for() {
         json!({"type": "solicitud", "topic": null}),
         "{v}"
     );
-    let urls: Vec<&str> = v["reply"]["links"]
-        .as_array()
-        .expect("links")
-        .iter()
-        .filter_map(|l| l["url"].as_str())
-        .collect();
-    assert!(urls.contains(&"/oirs?tipo=solicitud"), "{urls:?}");
+    let urls = link_urls(&v["reply"]);
+    assert!(
+        urls.contains(&"/oirs?tipo=solicitud".to_string()),
+        "{urls:?}"
+    );
 }
 
 /// The conversation's memory reaches the store: at once with PostgreSQL, written behind within

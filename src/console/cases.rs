@@ -118,7 +118,7 @@ async fn inbox(
                 recibido => r.received_at.with_timezone(&tz).format("%d-%m-%Y").to_string(),
                 vence => date_cl(r.due_date),
                 dias => r.days_left,
-                computo => if r.clock == crate::oirs::calendar::Clock::Corridos { "corridos" } else { "hábiles" },
+                computo => r.clock.short(),
                 alerta => r.alert_level,
                 abierto => r.status.is_open(),
             }

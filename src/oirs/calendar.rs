@@ -72,11 +72,11 @@ impl Clock {
         }
     }
 
-    /// "Días hábiles" / "Días corridos", for labels.
-    pub fn label(self) -> &'static str {
+    /// "hábiles" / "corridos", beside a number of days in a list.
+    pub fn short(self) -> &'static str {
         match self {
-            Clock::Habiles => "Días hábiles",
-            Clock::Corridos => "Días corridos",
+            Clock::Habiles => "hábiles",
+            Clock::Corridos => "corridos",
         }
     }
 }
