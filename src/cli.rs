@@ -247,7 +247,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     println!("user {username} added (id {id}, role {})", role.as_str());
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) if e.unique_violation().is_some() => {
+                Err(e) if e.violates(&crate::store::USERS_USERNAME) => {
                     eprintln!("a user named {username} already exists");
                     Ok(ExitCode::FAILURE)
                 }

@@ -185,17 +185,15 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
                 topic: None,
             };
             let engine = state.chat.engine();
-            service::apply_event(
-                &state.store,
-                state.tz,
-                &cal,
-                state.channels(),
-                &engine.catalog.case_topic_ids(),
-                actor,
-                &filed.folio,
-                &ev,
-            )
-            .await?;
+            let topics = engine.catalog.case_topic_ids();
+            let ctx = service::WorkContext {
+                tz: state.tz,
+                calendar: &cal,
+                channels: state.channels(),
+                topics: &topics,
+                public_base_url: &state.config.public_base_url,
+            };
+            service::apply_event(&state.store, &ctx, actor, &filed.folio, &ev).await?;
         }
     }
     Ok(())

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::config::{Config, Secret, SmtpTls};
 use crate::store::{now_millis, Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 /// Claimed messages are invisible to other workers for the delivery timeout plus this.
 const LEASE_MARGIN_MS: i64 = 5_000;
@@ -125,7 +125,7 @@ pub const ANONYMIZED_PAYLOAD: &str = r#"{"anonimizado":true}"#;
 
 /// Puts a failed or dead message back in the queue (not one whose content was anonymised).
 pub async fn retry(store: &Store, id: i64) -> Result<bool, StoreError> {
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL \
                      WHERE id = $2 AND status IN ('dead', 'skipped') AND payload <> $3")
             .bind(now_millis()).bind(id).bind(ANONYMIZED_PAYLOAD).execute(pool).await?.rows_affected()
@@ -219,12 +219,10 @@ impl Worker {
         let mut handled = 0;
         for (id, kind, payload, attempts, seen_next) in due {
             // Claim it so another instance does not deliver it at the same time.
-            let gate = self.store.write_gate().await;
-            let claimed = with_pool!(&self.store, pool => {
+            let claimed = write_pool!(&self.store, pool => {
                 sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3")
                     .bind(now + self.cfg.outbox.timeout_ms as i64 + LEASE_MARGIN_MS).bind(id).bind(seen_next).execute(pool).await?.rows_affected()
             });
-            drop(gate);
             if claimed != 1 {
                 continue;
             }
@@ -250,7 +248,7 @@ impl Worker {
         match outcome {
             Outcome::Sent => {
                 // E-mail bodies carry personal data and tracking codes: keep only the subject.
-                with_pool!(&self.store, pool => {
+                write_pool!(&self.store, pool => {
                     sqlx::query(
                         "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL, \
                          payload = CASE WHEN kind = 'email' THEN $2 ELSE payload END WHERE id = $3",
@@ -263,18 +261,21 @@ impl Worker {
                 });
             }
             Outcome::Skipped(why) => {
-                with_pool!(&self.store, pool => {
+                let why = crate::analytics::mask::mask_personal_data(&why);
+                write_pool!(&self.store, pool => {
                     sqlx::query("UPDATE outbox SET status = 'skipped', last_error = $1 WHERE id = $2")
                         .bind(why).bind(id).execute(pool).await?;
                 });
             }
             Outcome::Failed(err) => {
+                // SMTP and HTTP errors may quote addresses: neither the log nor the row keeps them.
+                let err = crate::analytics::mask::mask_personal_data(&err);
                 let attempts = attempts + 1;
                 let o = &self.cfg.outbox;
                 let dead = attempts >= o.max_attempts;
                 tracing::warn!(id, kind, attempts, dead, error = %err, "outbox delivery failed");
                 let next = now + backoff_ms(attempts - 1, o.base_backoff_ms, o.max_backoff_ms);
-                with_pool!(&self.store, pool => {
+                write_pool!(&self.store, pool => {
                     sqlx::query("UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
                         .bind(if dead { "dead" } else { "pending" })
                         .bind(attempts).bind(next).bind(err).bind(id)

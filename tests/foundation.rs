@@ -19,7 +19,7 @@ async fn migrations_apply_and_are_idempotent(backend: Backend) {
     store.migrate().await.expect("second migrate is a no-op");
     assert_eq!(
         store.applied_migrations().await.expect("versions"),
-        vec![1, 2, 3, 4]
+        vec![1, 2, 3, 4, 5]
     );
     // Seeded data is there: the default departments.
     let n: (i64,) = ventanilla::with_pool!(&store, pool => {
@@ -355,4 +355,65 @@ async fn security_headers_and_cors() {
         .await
         .expect("send");
     assert!(!r.headers().contains_key("access-control-allow-origin"));
+}
+
+/// SQLite admits one writer: every statement that writes waits for this process's turn in
+/// `write_pool!` (the write gate) rather than in SQLite's busy handler. This scans the sources
+/// for writes run through the ungated `with_pool!`.
+#[test]
+fn every_write_goes_through_the_write_gate() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let writes = ["INSERT INTO", "DELETE FROM", "pool.begin()", "VACUUM"];
+    let mut ungated = Vec::new();
+    let mut scanned = 0;
+    for file in files {
+        let src = std::fs::read_to_string(&file).expect("read");
+        let mut rest = src.as_str();
+        while let Some(at) = rest.find("with_pool!(") {
+            let body = &rest[at + "with_pool!(".len()..];
+            let mut depth = 1;
+            let end = body
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .unwrap_or(body.len());
+            let block = &body[..end];
+            scanned += 1;
+            let updates = block
+                .split("UPDATE ")
+                .skip(1)
+                .any(|after| after.split_whitespace().nth(1) == Some("SET"));
+            if updates || writes.iter().any(|w| block.contains(w)) {
+                ungated.push(format!(
+                    "{}: {}",
+                    file.display(),
+                    block.lines().next().unwrap_or("")
+                ));
+            }
+            rest = &body[end..];
+        }
+    }
+    assert!(scanned > 20, "the scan found the store's call sites");
+    assert!(ungated.is_empty(), "writes outside write_pool!: {ungated:#?}");
 }

@@ -222,31 +222,103 @@ async fn filing_tracking_and_delivery(backend: Backend) {
     })
     .await
     .expect("acknowledgement e-mail");
-    assert!(mail.contains(&folio) && mail.contains(&code), "{mail}");
+    assert!(mail.contains(&folio), "{mail}");
+    // The code is shown once, at filing; no e-mail (stored until delivered) carries it.
+    assert!(!mail.contains(&code), "{mail}");
+    // Undo quoted-printable's soft line breaks and escaped "=".
+    let text = mail
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    assert!(
+        text.contains(&format!(
+            "{}/seguimiento?folio={folio}",
+            app.state.config.public_base_url
+        )),
+        "absolute link: {text}"
+    );
 }
 on_both_backends!(filing_tracking_and_delivery);
 
 async fn tracking_guesses_are_throttled(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+    // The tests reach the service through 127.0.0.1, trusted here as a proxy, so each request
+    // can say which client it stands for.
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")]
+    })
+    .await
+    else {
         return;
     };
     let (_, filed) = file(&app, case_body("calles_veredas")).await;
     let folio = filed["folio"].as_str().expect("folio");
-    for _ in 0..5 {
-        let r = app
-            .get(&format!("/api/v1/oirs/cases/{folio}?code=WRONGWRONGXX"))
-            .await;
-        assert_eq!(r.status(), 404);
-    }
     let code = filed["tracking_code"].as_str().expect("code");
-    let r = app
-        .get(&format!("/api/v1/oirs/cases/{folio}?code={code}"))
-        .await;
+    let track = |client: &'static str, code: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!("/api/v1/oirs/cases/{folio}?code={code}")))
+                .header("x-forwarded-for", client)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    const STRANGER: &str = "203.0.113.66";
+    const RESIDENT: &str = "198.51.100.7";
+    for _ in 0..5 {
+        assert_eq!(track(STRANGER, "WRONGWRONGXX".into()).await.status(), 404);
+    }
+    let r = track(STRANGER, code.to_string()).await;
     assert_eq!(
         r.status(),
         429,
-        "even the right code waits once the folio is locked"
+        "the guessing client waits, even with the right code"
     );
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&wait), "the first wait is short: {wait}");
+    let r = track(RESIDENT, code.to_string()).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "a stranger's guesses never lock the resident out"
+    );
+
+    // The same for logins: a stranger failing on purpose does not keep the administrator out.
+    app.login_as("jefa", "admin", None).await;
+    let login = |client: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", client)
+                .json(&json!({"username": "jefa", "password": password}))
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(login(STRANGER, "adivinando").await, 401);
+    }
+    assert_eq!(login(STRANGER, "adivinando").await, 429);
+    assert_eq!(login(RESIDENT, "correct horse battery").await, 200);
+    // Nothing stored names the client, the folio or the username.
+    let subjects: Vec<(String,)> = ventanilla::with_pool!(&app.state.store, pool => {
+        sqlx::query_as("SELECT subject FROM attempt_failures").fetch_all(pool).await.expect("rows")
+    });
+    assert!(!subjects.is_empty());
+    for (s,) in subjects {
+        assert!(
+            !s.contains(STRANGER) && !s.contains(folio) && !s.contains("jefa"),
+            "{s}"
+        );
+    }
 }
 on_both_backends!(tracking_guesses_are_throttled);
 
@@ -1068,3 +1140,93 @@ async fn filing_from_the_chat_links_the_conversation() {
         (422, Some("chat_session_id"))
     );
 }
+
+/// Staff actions saved at the same moment never undo each other: a comment beside a
+/// re-routing keeps the new department, one beside an extension keeps the extension. Each
+/// request either takes effect or gets 409 (the caller retries); many rounds, both stores.
+async fn concurrent_actions_both_take_effect(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
+    let token = app.login_as("coord", "coordinator", None).await;
+    let act = |folio: String, body: Value| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            // A 409 asks the caller to retry; anything else is final.
+            for _ in 0..5 {
+                let r = app
+                    .client
+                    .post(app.url(&format!("/api/v1/staff/cases/{folio}/events")))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send");
+                if r.status() != 409 {
+                    return r.status().as_u16();
+                }
+            }
+            409
+        }
+    };
+    let case_of = |folio: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let r = app
+                .client
+                .get(app.url(&format!("/api/v1/staff/cases/{folio}")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("send");
+            let v: Value = r.json().await.expect("json");
+            v
+        }
+    };
+    let (_, filed) = file(&app, case_body("alumbrado_publico")).await;
+    let folio = filed["folio"].as_str().expect("folio").to_string();
+    for round in 0..12 {
+        let target = if round % 2 == 0 { "dom" } else { "dideco" };
+        let (a, b) = tokio::join!(
+            act(
+                folio.clone(),
+                json!({"kind": "derivar", "department": target, "text": "corresponde"})
+            ),
+            act(
+                folio.clone(),
+                json!({"kind": "comentar", "text": format!("nota {round}")})
+            ),
+        );
+        assert_eq!((a, b), (200, 200), "round {round}");
+        let v = case_of(folio.clone()).await;
+        assert_eq!(v["department"], target, "round {round}: {v}");
+    }
+    let v = case_of(folio.clone()).await;
+    let notes = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "comentar")
+        .count();
+    assert_eq!(notes, 12, "every comment was recorded");
+
+    for round in 0..4 {
+        let mut body = case_body("alumbrado_publico");
+        body["type"] = json!("transparencia");
+        let (_, filed) = file(&app, body).await;
+        let folio = filed["folio"].as_str().expect("folio").to_string();
+        let before = case_of(folio.clone()).await["due_date"].clone();
+        let (a, b) = tokio::join!(
+            act(folio.clone(), json!({"kind": "prorrogar"})),
+            act(
+                folio.clone(),
+                json!({"kind": "comentar", "text": "revisando"})
+            ),
+        );
+        assert_eq!((a, b), (200, 200), "round {round}");
+        let v = case_of(folio.clone()).await;
+        assert_eq!(v["extended"], true, "round {round}: {v}");
+        assert_ne!(v["due_date"], before, "round {round}: {v}");
+    }
+}
+on_both_backends!(concurrent_actions_both_take_effect);

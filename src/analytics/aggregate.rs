@@ -4,7 +4,7 @@
 //! An interaction is something a resident did in the chat: a message or a button click.
 //! Sessions are counted apart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::recorder::WEEKDAYS;
 use crate::oirs::calendar::DiasHabiles;
 use crate::store::{Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -270,21 +270,40 @@ pub async fn intents_and_fallbacks(
         )
         .bind(&f).bind(&t).fetch_one(pool).await?
     });
-    let unanswered: Vec<(String, i64)> = with_pool!(store, pool => {
+    // Unanswered texts reach the report only when at least this many different sessions
+    // wrote them (after the report's mask): a single resident's words never do.
+    const MIN_SESSIONS: usize = 3;
+    let rows: Vec<(String, Option<String>)> = with_pool!(store, pool => {
         sqlx::query_as(
-            "SELECT LOWER(text_masked), COUNT(*) FROM interactions WHERE kind = 'message' AND fallback \
-             AND text_masked IS NOT NULL AND local_date BETWEEN $1 AND $2 \
-             GROUP BY LOWER(text_masked) ORDER BY COUNT(*) DESC, LOWER(text_masked) LIMIT $3",
+            "SELECT text_masked, session_id FROM interactions WHERE kind = 'message' AND fallback \
+             AND text_masked IS NOT NULL AND local_date BETWEEN $1 AND $2 LIMIT 50000",
         )
-        .bind(&f).bind(&t).bind(limit).fetch_all(pool).await?
+        .bind(&f).bind(&t).fetch_all(pool).await?
     });
+    let mut groups: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
+    for (text, session) in rows {
+        let key = crate::analytics::mask::mask_for_report(&text)
+            .to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let g = groups.entry(key).or_default();
+        g.0 += 1;
+        g.1.insert(session.unwrap_or_default());
+    }
+    let mut unanswered: Vec<(String, i64)> = groups
+        .into_iter()
+        .filter(|(_, (_, sessions))| sessions.len() >= MIN_SESSIONS)
+        .map(|(text, (n, _))| (text, n))
+        .collect();
+    unanswered.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    unanswered.truncate(limit.max(0) as usize);
     Ok((top, messages, fallbacks, unanswered))
 }
 
 /// Forgets chat text older than `cutoff_ms`; aggregates stay. Returns rows changed.
 pub async fn purge_text(store: &Store, cutoff_ms: i64) -> Result<u64, StoreError> {
-    let _gate = store.write_gate().await;
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("UPDATE interactions SET text_masked = NULL WHERE occurred_at < $1 AND text_masked IS NOT NULL")
             .bind(cutoff_ms).execute(pool).await?.rows_affected()
     });

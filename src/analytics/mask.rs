@@ -83,6 +83,95 @@ fn mask_numbers(text: &str) -> String {
     out
 }
 
+/// The mask for text that leaves the analysts' hands (the mayor's report): on top of
+/// [`mask_personal_data`], every number (house numbers, ages, amounts), what follows a word
+/// that introduces an address or a name, and capitalised words inside a sentence (names of
+/// people and streets) are replaced. Coarse on purpose: the report wants the question, not
+/// who asked it.
+pub fn mask_for_report(text: &str) -> String {
+    const ADDRESS: &[&str] = &[
+        "calle",
+        "avenida",
+        "av",
+        "av.",
+        "pasaje",
+        "psje",
+        "pje",
+        "villa",
+        "poblacion",
+        "población",
+        "pobl",
+        "block",
+        "depto",
+        "departamento",
+        "camino",
+        "parcela",
+        "sector",
+        "condominio",
+        "direccion",
+        "dirección",
+        "domicilio",
+    ];
+    const NAME: &[&str] = &[
+        "llamo", "nombre", "soy", "sr", "sr.", "sra", "sra.", "don", "doña",
+    ];
+    let base = mask_personal_data(text);
+    let mut out: Vec<String> = Vec::new();
+    // What the previous word asks to hide: the next words up to punctuation.
+    let mut hiding: Option<&str> = None;
+    let mut sentence_start = true;
+    for word in base.split_whitespace() {
+        let bare: String = word
+            .trim_matches(|c: char| !c.is_alphanumeric() && c != '[' && c != ']')
+            .to_string();
+        let lower = bare.to_lowercase();
+        let ends_clause = word.ends_with(['.', ',', ';', ':', '?', '!']);
+        let placeholder = if bare.starts_with('[') {
+            None
+        } else if let Some(p) = hiding {
+            Some(p)
+        } else if bare.chars().any(|c| c.is_ascii_digit()) {
+            Some("[número]")
+        } else if !sentence_start
+            && bare.chars().next().is_some_and(char::is_uppercase)
+            && bare.chars().skip(1).any(char::is_lowercase)
+        {
+            Some("[nombre]")
+        } else {
+            None
+        };
+        match placeholder {
+            Some(p) => {
+                // One placeholder for a run of hidden words.
+                if out
+                    .last()
+                    .map(|w| w.trim_end_matches(['.', ',', ';', ':', '?', '!']))
+                    != Some(p)
+                {
+                    out.push(p.to_string());
+                }
+                if ends_clause {
+                    if let Some(last) = out.last_mut() {
+                        last.push(word.chars().last().unwrap_or('.'));
+                    }
+                }
+            }
+            None => out.push(word.to_string()),
+        }
+        if ends_clause {
+            hiding = None;
+        } else if hiding.is_none() {
+            if ADDRESS.contains(&lower.as_str()) {
+                hiding = Some("[dirección]");
+            } else if NAME.contains(&lower.as_str()) {
+                hiding = Some("[nombre]");
+            }
+        }
+        sentence_start = word.ends_with(['.', '?', '!']);
+    }
+    out.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +190,25 @@ mod tests {
     fn leaves_ordinary_numbers() {
         let m = mask_personal_data("ley 20285, folio OIRS-2026-000123, a las 17:30");
         assert_eq!(m, "ley 20285, folio OIRS-2026-000123, a las 17:30");
+    }
+
+    #[test]
+    fn the_report_mask_hides_names_addresses_and_numbers() {
+        assert_eq!(
+            mask_for_report("Hola, me llamo Juan Soto y vivo en calle Los Aromos 1234"),
+            "Hola, me llamo [nombre]"
+        );
+        assert_eq!(
+            mask_for_report("mi hijo Pedro tiene 7 años y diabetes"),
+            "mi hijo [nombre] tiene [número] años y diabetes"
+        );
+        assert_eq!(
+            mask_for_report("vivo en pasaje el roble, no pasa el camion"),
+            "vivo en pasaje [dirección], no pasa el camion"
+        );
+        assert_eq!(
+            mask_for_report("Donde pago el permiso? Gracias"),
+            "Donde pago el permiso? Gracias"
+        );
     }
 }

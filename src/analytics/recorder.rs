@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::store::{Store, StoreError};
-use crate::with_pool;
+use crate::write_pool;
 
 /// What happened in the chat, with no personal data beyond masked text.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -77,10 +77,9 @@ pub async fn insert_batch(store: &Store, tz: Tz, batch: &[Interaction]) -> Resul
     if batch.is_empty() {
         return Ok(());
     }
-    let _gate = store.write_gate().await;
     // 14 parameters a row; stay well under SQLite's parameter limit.
     for chunk in batch.chunks(1000) {
-        with_pool!(store, pool => {
+        write_pool!(store, pool => {
             let mut qb = sqlx::QueryBuilder::new(
                 "INSERT INTO interactions (occurred_at, local_month, local_date, weekday, hour, \
                  session_id, kind, button_id, parent_id, intent, topic, confidence, fallback, text_masked) ",

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::conversation::Conversation;
 use crate::store::{Backend, Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 /// How often the sessions kept in memory are written to the store.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -39,8 +39,7 @@ impl Loaded {
 
 async fn create(store: &Store, id: &str, now: i64) -> Result<(), StoreError> {
     let state = serde_json::to_string(&Conversation::default()).unwrap_or_else(|_| "{}".into());
-    let _gate = store.write_gate().await;
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query("INSERT INTO chat_sessions (id, created_at, updated_at, state) VALUES ($1, $2, $2, $3)")
             .bind(id)
             .bind(now)
@@ -67,8 +66,7 @@ async fn load(store: &Store, id: &str, not_before: i64) -> Result<Option<Loaded>
 
 async fn save(store: &Store, id: &str, state: &Conversation, now: i64) -> Result<(), StoreError> {
     let state = serde_json::to_string(state).unwrap_or_else(|_| "{}".into());
-    let _gate = store.write_gate().await;
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query("UPDATE chat_sessions SET state = $1, updated_at = $2 WHERE id = $3")
             .bind(state)
             .bind(now)
@@ -234,8 +232,7 @@ fn evict_written(entries: &mut HashMap<String, Entry>, n: usize) {
 }
 
 async fn save_many(store: &Store, dirty: &[(String, Entry)]) -> Result<(), StoreError> {
-    let _gate = store.write_gate().await;
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         let mut tx = pool.begin().await?;
         for (id, e) in dirty {
             let state = serde_json::to_string(&e.state).unwrap_or_else(|_| "{}".into());
@@ -252,7 +249,7 @@ async fn save_many(store: &Store, dirty: &[(String, Entry)]) -> Result<(), Store
 }
 
 async fn purge_idle(store: &Store, cutoff: i64) -> Result<u64, StoreError> {
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("DELETE FROM chat_sessions WHERE updated_at < $1")
             .bind(cutoff)
             .execute(pool)

@@ -378,6 +378,7 @@ async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) 
 
 async fn login_submit(
     State(state): State<AppState>,
+    client: crate::http::throttle::ClientAddr,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -397,7 +398,7 @@ async fn login_submit(
     let username = form.get("usuario").cloned().unwrap_or_default();
     let password = form.get("clave").cloned().unwrap_or_default();
     let next = safe_next(form.get("next").map(String::as_str)).to_string();
-    match authenticate(&state, &username, password).await {
+    match authenticate(&state, client, &username, password).await {
         Ok((_, token)) => (
             [(header::SET_COOKIE, session_cookie(Some(&token)))],
             Redirect::to(&next),
@@ -405,7 +406,7 @@ async fn login_submit(
             .into_response(),
         Err(e) => {
             let message = if e.status == StatusCode::TOO_MANY_REQUESTS {
-                "Demasiados intentos fallidos con este usuario. Espere 15 minutos."
+                "Demasiados intentos fallidos desde este equipo. Espere unos minutos e intente nuevamente."
             } else if e.status == StatusCode::UNAUTHORIZED {
                 "Usuario o contraseña incorrectos."
             } else {

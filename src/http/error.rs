@@ -176,17 +176,43 @@ impl From<StoreError> for ApiError {
             StoreError::Sqlx(sqlx::Error::PoolTimedOut)
             | StoreError::Sqlx(sqlx::Error::Io(_))
             | StoreError::Sqlx(sqlx::Error::PoolClosed) => {
-                tracing::warn!(error = %e, "database unavailable");
+                tracing::warn!(error = %Chain(&e), "database unavailable");
                 ApiError::unavailable("the database is not available; try again shortly")
             }
-            _ => match e.unique_violation() {
-                Some(constraint) => ApiError::conflict(
-                    "already_exists",
-                    format!("a record with the same key already exists ({constraint})"),
-                ),
-                None => ApiError::internal(e),
-            },
+            // Call sites map the constraints they expect; one that slips through still says
+            // nothing of tables or columns.
+            _ if e.integrity_violation() => {
+                tracing::warn!(error = %Chain(&e), "unmapped integrity violation");
+                if e.unique_violation() {
+                    ApiError::conflict(
+                        "already_exists",
+                        "a record with the same key already exists",
+                    )
+                } else {
+                    ApiError::conflict("conflict", "the change clashes with what is stored")
+                }
+            }
+            _ => ApiError::internal(Chain(&e)),
         }
+    }
+}
+
+/// An error with its causes, for the log: "outer: inner: innermost".
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            // thiserror's transparent and `{0}` messages repeat their source: skip repeats.
+            let text = s.to_string();
+            if !self.0.to_string().ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            source = s.source();
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,11 +14,20 @@ use super::Rut;
 use crate::analytics::{Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::{ErrorBody, FieldError};
+use crate::http::throttle::{ClientAddr, Throttle};
 use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
 
 /// Failed tracking attempts on one folio before it is locked for a while.
-pub const TRACKING_MAX_FAILURES: i64 = 5;
-pub const TRACKING_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Wrong tracking guesses: five free per client and folio, then waits from 2 s doubling up to
+/// 15 minutes; a client failing 30 times on any folios waits for all of them. The resident
+/// keeps access whatever strangers try.
+pub const TRACKING: Throttle = Throttle {
+    scope: "tracking",
+    window_ms: 15 * 60 * 1000,
+    free: 5,
+    base_wait_ms: 2_000,
+    per_client: 30,
+};
 
 pub fn router(limit: PublicLimit) -> Router<AppState> {
     limit(
@@ -429,10 +438,11 @@ pub struct TrackOut {
     responses((status = 200, body = TrackOut), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn track_case(
     State(state): State<AppState>,
+    client: ClientAddr,
     Path(folio): Path<String>,
     Query(q): Query<TrackQuery>,
 ) -> ApiResult<Json<TrackOut>> {
-    Ok(Json(lookup(&state, &folio, &q).await?))
+    Ok(Json(lookup(&state, client, &folio, &q).await?))
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -453,6 +463,7 @@ pub struct TrackIn {
     responses((status = 200, body = TrackOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn track_case_post(
     State(state): State<AppState>,
+    client: ClientAddr,
     Path(folio): Path<String>,
     ApiJson(input): ApiJson<TrackIn>,
 ) -> ApiResult<Json<TrackOut>> {
@@ -460,23 +471,24 @@ pub async fn track_case_post(
         code: input.code,
         rut: input.rut,
     };
-    Ok(Json(lookup(&state, &folio, &q).await?))
+    Ok(Json(lookup(&state, client, &folio, &q).await?))
 }
 
 /// Tracking for the API and the /seguimiento page: the same 404 for an unknown folio and a
-/// wrong secret, 429 once a folio has seen too many wrong guesses.
-pub async fn lookup(state: &AppState, folio: &str, q: &TrackQuery) -> ApiResult<TrackOut> {
+/// wrong secret, 429 once this client has guessed wrong too often (see [`TRACKING`]).
+pub async fn lookup(
+    state: &AppState,
+    ClientAddr(client): ClientAddr,
+    folio: &str,
+    q: &TrackQuery,
+) -> ApiResult<TrackOut> {
     let not_found = || ApiError::not_found("case");
     let Some(folio) = Folio::parse(folio).map(|f| f.to_string()) else {
         return Err(not_found());
     };
     let store = &state.store;
-    if service::recent_failures(store, "tracking", &folio, TRACKING_WINDOW_MS).await?
-        >= TRACKING_MAX_FAILURES
-    {
-        return Err(ApiError::too_many_requests(
-            TRACKING_WINDOW_MS as u64 / 1000,
-        ));
+    if let Some(secs) = TRACKING.retry_after(store, client, &folio).await? {
+        return Err(ApiError::too_many_requests(secs));
     }
     let case = service::find_case(store, &folio).await?;
     let ok = case.as_ref().is_some_and(|c| {
@@ -492,7 +504,7 @@ pub async fn lookup(state: &AppState, folio: &str, q: &TrackQuery) -> ApiResult<
         by_code || by_rut
     });
     let Some(case) = case.filter(|_| ok) else {
-        service::note_failure(store, "tracking", &folio, TRACKING_WINDOW_MS).await?;
+        TRACKING.failed(store, client, &folio).await?;
         return Err(not_found());
     };
     let events = service::case_events(store, case.id, true).await?;

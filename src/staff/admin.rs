@@ -17,7 +17,7 @@ use crate::oirs::calendar::Clock;
 use crate::oirs::service::{self, CaseType, Department, Holiday, RoutingRule};
 use crate::outbox::{self, OutboxMessage};
 use crate::store::now_millis;
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -442,7 +442,7 @@ pub(crate) async fn audit_admin(
     action: &str,
     detail: &str,
 ) -> ApiResult<()> {
-    with_pool!(&state.store, pool => {
+    write_pool!(&state.store, pool => {
         sqlx::query("INSERT INTO audit_log (at, user_id, username, action, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(now_millis()).bind(user.id).bind(&user.username).bind(action).bind(detail)
             .execute(pool).await?;

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::http::ApiError;
 use crate::store::{now_millis, Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 pub const SESSION_COOKIE: &str = "ventanilla_session";
 
@@ -106,7 +106,7 @@ pub async fn add_user(
     role: Role,
     department: Option<&str>,
 ) -> Result<i64, StoreError> {
-    let id: (i64,) = with_pool!(store, pool => {
+    let id: (i64,) = write_pool!(store, pool => {
         sqlx::query_as(
             "INSERT INTO users (username, password_hash, role, department_id, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -157,8 +157,7 @@ pub async fn create_session(
 ) -> Result<String, StoreError> {
     let (token, digest) = new_token();
     let now = now_millis();
-    let _gate = store.write_gate().await;
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query("INSERT INTO staff_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(&digest)
             .bind(user_id)
@@ -196,8 +195,7 @@ pub async fn user_for_token(store: &Store, token: &str) -> Result<Option<StaffUs
 /// Ends a session (logout).
 pub async fn end_session(store: &Store, token: &str) -> Result<(), StoreError> {
     let digest = token_digest(token);
-    let _gate = store.write_gate().await;
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query("DELETE FROM staff_sessions WHERE token_hash = $1")
             .bind(&digest)
             .execute(pool)
@@ -208,8 +206,7 @@ pub async fn end_session(store: &Store, token: &str) -> Result<(), StoreError> {
 
 /// Forgets expired sessions; returns how many.
 pub async fn purge_sessions(store: &Store) -> Result<u64, StoreError> {
-    let _gate = store.write_gate().await;
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("DELETE FROM staff_sessions WHERE expires_at <= $1")
             .bind(now_millis())
             .execute(pool)

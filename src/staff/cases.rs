@@ -249,17 +249,15 @@ pub async fn add_event(
     let folio = parse_folio(&folio)?;
     let cal = state.calendar().await;
     let engine = state.chat.engine();
-    let case = service::apply_event(
-        &state.store,
-        state.tz,
-        &cal,
-        state.channels(),
-        &engine.catalog.case_topic_ids(),
-        &Actor::from(&user),
-        &folio,
-        &ev,
-    )
-    .await?;
+    let topics = engine.catalog.case_topic_ids();
+    let ctx = service::WorkContext {
+        tz: state.tz,
+        calendar: &cal,
+        channels: state.channels(),
+        topics: &topics,
+        public_base_url: &state.config.public_base_url,
+    };
+    let case = service::apply_event(&state.store, &ctx, &Actor::from(&user), &folio, &ev).await?;
     state.outbox_wake.notify_one();
     Ok(Json(case))
 }

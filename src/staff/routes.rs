@@ -11,13 +11,20 @@ use utoipa::ToSchema;
 use super::auth::{self, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
+use crate::http::throttle::{ClientAddr, Throttle};
 use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
-use crate::oirs::service;
 
 pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
-/// Failed logins per username tolerated within the window before answering 429.
-pub const LOGIN_MAX_FAILURES: i64 = 5;
-pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Failed logins: five free per client and username, then waits from 2 s doubling up to
+/// 15 minutes; a client failing 20 times on any usernames waits for all of them. A stranger's
+/// failures never keep the user out.
+pub const LOGIN: Throttle = Throttle {
+    scope: "login",
+    window_ms: 15 * 60 * 1000,
+    free: 5,
+    base_wait_ms: 2_000,
+    per_client: 20,
+};
 
 pub fn router(limit: PublicLimit) -> Router<AppState> {
     limit(Router::new().route("/api/v1/auth/login", post(login)))
@@ -44,15 +51,13 @@ pub struct LoginOut {
 /// Shared by the API login and the console's login form.
 pub async fn authenticate(
     state: &AppState,
+    ClientAddr(client): ClientAddr,
     username: &str,
     password: String,
 ) -> ApiResult<(auth::StaffUser, String)> {
     let username = username.trim();
-    // Backoff: after repeated failures the account is locked for a while, whoever asks.
-    let failures =
-        service::recent_failures(&state.store, "login", username, LOGIN_WINDOW_MS).await?;
-    if failures >= LOGIN_MAX_FAILURES {
-        return Err(ApiError::too_many_requests((LOGIN_WINDOW_MS / 1000) as u64));
+    if let Some(secs) = LOGIN.retry_after(&state.store, client, username).await? {
+        return Err(ApiError::too_many_requests(secs));
     }
     let found = auth::find_user(&state.store, username).await?;
     // Verify against a dummy hash when the user does not exist, so timing does not reveal it.
@@ -66,7 +71,7 @@ pub async fn authenticate(
     let user = match (user, ok) {
         (Some(u), true) => u,
         _ => {
-            service::note_failure(&state.store, "login", username, LOGIN_WINDOW_MS).await?;
+            LOGIN.failed(&state.store, client, username).await?;
             return Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -74,7 +79,7 @@ pub async fn authenticate(
             ));
         }
     };
-    service::clear_failures(&state.store, "login", username).await?;
+    LOGIN.succeeded(&state.store, client, username).await?;
     let token = auth::create_session(&state.store, user.id, SESSION_TTL_MS).await?;
     Ok((user, token))
 }
@@ -96,9 +101,10 @@ pub fn session_cookie(token: Option<&str>) -> String {
     responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     ApiJson(input): ApiJson<LoginIn>,
 ) -> ApiResult<impl IntoResponse> {
-    let (user, token) = authenticate(&state, &input.username, input.password).await?;
+    let (user, token) = authenticate(&state, client, &input.username, input.password).await?;
     Ok((
         AppendHeaders([(header::SET_COOKIE, session_cookie(Some(&token)))]),
         Json(LoginOut {

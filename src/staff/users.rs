@@ -15,7 +15,7 @@ use crate::http::error::ErrorBody;
 use crate::http::{ApiError, ApiJson, ApiResult};
 use crate::oirs::service;
 use crate::store::{Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -195,7 +195,7 @@ pub async fn create(
     let hashed = hash(input.password).await?;
     match auth::add_user(&state.store, &username, &hashed, input.role, department).await {
         Ok(_) => {}
-        Err(e) if e.unique_violation().is_some() => {
+        Err(e) if e.violates(&crate::store::USERS_USERNAME) => {
             return Err(ApiError::conflict(
                 "user_exists",
                 format!("ya existe el usuario {username}"),
@@ -248,8 +248,7 @@ pub async fn update(
     };
     let end_sessions = !active || hashed.is_some();
     {
-        let _gate = state.store.write_gate().await;
-        with_pool!(&state.store, pool => {
+        write_pool!(&state.store, pool => {
             let mut tx = pool.begin().await?;
             let (id,): (i64,) = sqlx::query_as(
                 "UPDATE users SET role = $1, department_id = $2, active = $3, \

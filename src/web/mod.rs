@@ -399,6 +399,7 @@ async fn track_form(State(state): State<AppState>, Query(q): Query<TrackPageQuer
 
 async fn track_page(
     State(state): State<AppState>,
+    client: crate::http::throttle::ClientAddr,
     Form(q): Form<TrackForm>,
 ) -> Result<Response, ApiError> {
     let folio = q.folio.clone().unwrap_or_default();
@@ -417,7 +418,7 @@ async fn track_page(
         code: q.code.clone(),
         rut: q.rut.clone(),
     };
-    match lookup(&state, &folio, &tq).await {
+    match lookup(&state, client, &folio, &tq).await {
         Ok(case) => {
             let local = |t: &chrono::DateTime<Utc>| {
                 t.with_timezone(&state.tz)

@@ -11,7 +11,7 @@ use super::*;
 use crate::oirs::calendar::{Clock, DiasHabiles};
 use crate::oirs::domain::{Channel, DataRight, Folio, Status};
 use crate::store::{now_millis, Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 /// A validated case, ready to be filed.
 #[derive(Clone, Debug)]
@@ -125,8 +125,7 @@ pub async fn file_case(
         Some(rut) => super::blocked(store, rut).await?.is_some(),
         None => false,
     };
-    let gate = store.write_gate().await;
-    let result: Result<Filed, OirsError> = with_pool!(store, pool => {
+    let result: Result<Filed, OirsError> = write_pool!(store, pool => {
         async {
             let mut tx = pool.begin().await?;
             // The counter update is the transaction's first statement: it takes the write lock
@@ -199,8 +198,9 @@ pub async fn file_case(
                     "to": to,
                     "subject": format!("Hemos recibido su caso {folio}"),
                     "body": format!(
-                        "Estimado(a) {}:\n\nRecibimos su {} con el folio {folio}. Su código de seguimiento es {code}.\n\
-                         Puede revisar su estado en {}/seguimiento?folio={folio}\n\
+                        "Estimado(a) {}:\n\nRecibimos su {} con el folio {folio}.\n\
+                         Puede revisar su estado en {}/seguimiento?folio={folio} con el código de seguimiento \
+                         que recibió al ingresar el caso (o con su RUT, si lo indicó).\n\
                          Plazo de respuesta: {} ({}).\n\nOIRS Municipal",
                         c.name, ct.name.to_lowercase(), ctx.public_base_url, due.format("%d-%m-%Y"), ct.clock.unit()),
                 })));
@@ -209,7 +209,8 @@ pub async fn file_case(
                 messages.push(("email", json!({
                     "to": dept_email,
                     "subject": format!("Nuevo caso derivado: {folio}"),
-                    "body": format!("Se derivó a su unidad el caso {folio} ({}). Plazo: {}.", ct.name, due.format("%d-%m-%Y")),
+                    "body": format!("Se derivó a su unidad el caso {folio} ({}). Plazo: {}.\n\n{}/staff/casos/{folio}",
+                        ct.name, due.format("%d-%m-%Y"), ctx.public_base_url),
                 })));
             }
             messages.retain(|(k, _)| ctx.channels.wants(k));
@@ -237,10 +238,14 @@ pub async fn file_case(
                 confirmation_email,
             };
             if let Some((key, req_hash)) = idempotency {
+                sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(now - IDEMPOTENCY_TTL_MS)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("INSERT INTO idempotency_keys (key, request_hash, response, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(key)
+                    .bind(idempotency_digest(key))
                     .bind(req_hash)
-                    .bind(serde_json::to_string(&filed).unwrap_or_default())
+                    .bind(sealed_filed(key, &filed))
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -249,11 +254,12 @@ pub async fn file_case(
             Ok(filed)
         }.await
     });
-    drop(gate);
     match result {
         Ok(f) => Ok((f, false)),
         // Two requests with the same key raced: the loser answers with the winner's case.
-        Err(OirsError::Store(e)) if e.unique_violation().is_some() && idempotency.is_some() => {
+        Err(OirsError::Store(e))
+            if e.violates(&crate::store::IDEMPOTENCY_KEY) && idempotency.is_some() =>
+        {
             let (key, req_hash) = idempotency.unwrap_or_default();
             match idempotent_replay(store, key, req_hash).await? {
                 Some(prev) => Ok((prev, true)),
@@ -270,16 +276,72 @@ async fn idempotent_replay(
     req_hash: &str,
 ) -> Result<Option<Filed>, OirsError> {
     let row: Option<(String, String)> = with_pool!(store, pool => {
-        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE key = $1")
-            .bind(key).fetch_optional(pool).await?
+        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE key = $1 AND created_at >= $2")
+            .bind(idempotency_digest(key)).bind(now_millis() - IDEMPOTENCY_TTL_MS).fetch_optional(pool).await?
     });
     match row {
         None => Ok(None),
         Some((h, _)) if h != req_hash => Err(OirsError::Conflict(
             "this Idempotency-Key was used with a different request".into(),
         )),
-        Some((_, resp)) => Ok(serde_json::from_str(&resp).ok()),
+        Some((_, resp)) => Ok(unseal_filed(key, &resp)),
     }
+}
+
+/// How long a filing's Idempotency-Key is remembered: replays within it answer the same case;
+/// older records are purged.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Idempotency records are looked up by the key's digest, never the key itself.
+fn idempotency_digest(key: &str) -> String {
+    crate::store::sha256_hex(format!("idempotency:{key}").as_bytes())
+}
+
+/// The pad that hides a tracking code in an idempotency record: HMAC-SHA256 keyed by the
+/// Idempotency-Key, which only the client that filed knows. A copy of the database holds the
+/// key's digest and the sealed code, from which the code cannot be recovered.
+fn code_pad(key: &str, folio: &str) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"ventanilla tracking code:");
+    mac.update(folio.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn seal_code(key: &str, folio: &str, code: &str) -> String {
+    let pad = code_pad(key, folio);
+    code.bytes()
+        .zip(pad.iter().cycle())
+        .map(|(b, p)| format!("{:02x}", b ^ p))
+        .collect()
+}
+
+fn unseal_code(key: &str, folio: &str, sealed: &str) -> Option<String> {
+    let pad = code_pad(key, folio);
+    let bytes = (0..sealed.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(sealed.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let plain: Vec<u8> = bytes
+        .iter()
+        .zip(pad.iter().cycle())
+        .map(|(b, p)| b ^ p)
+        .collect();
+    String::from_utf8(plain).ok()
+}
+
+/// The record of a filing, its tracking code sealed with the key.
+fn sealed_filed(key: &str, filed: &Filed) -> String {
+    let mut f = filed.clone();
+    f.tracking_code = seal_code(key, &f.folio, &filed.tracking_code);
+    serde_json::to_string(&f).unwrap_or_default()
+}
+
+fn unseal_filed(key: &str, record: &str) -> Option<Filed> {
+    let mut f: Filed = serde_json::from_str(record).ok()?;
+    f.tracking_code = unseal_code(key, &f.folio, &f.tracking_code)?;
+    Some(f)
 }
 
 /// The answer a filing with this Idempotency-Key got, if it was filed less than `max_age_ms`
@@ -291,12 +353,12 @@ pub async fn filed_by_key(
 ) -> Result<Option<Filed>, StoreError> {
     let row: Option<(String,)> = with_pool!(store, pool => {
         sqlx::query_as("SELECT response FROM idempotency_keys WHERE key = $1 AND created_at >= $2")
-            .bind(key)
-            .bind(now_millis() - max_age_ms)
+            .bind(idempotency_digest(key))
+            .bind(now_millis() - max_age_ms.min(IDEMPOTENCY_TTL_MS))
             .fetch_optional(pool)
             .await?
     });
-    Ok(row.and_then(|(r,)| serde_json::from_str(&r).ok()))
+    Ok(row.and_then(|(r,)| unseal_filed(key, &r)))
 }
 
 /// A case as stored.
@@ -333,6 +395,9 @@ pub struct CaseRecord {
     /// For a data-rights request: the right exercised.
     #[serde(rename = "right")]
     pub data_right: Option<String>,
+    /// Bumped by every change; staff actions write only if it is still the one they read.
+    #[serde(skip)]
+    pub version: i64,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

@@ -62,6 +62,7 @@ macro_rules! case_from_row {
             clock: crate::oirs::calendar::Clock::parse(&r.try_get::<String, _>(22)?)
                 .unwrap_or_default(),
             data_right: r.try_get(23)?,
+            version: r.try_get(24)?,
         }
     }};
 }
@@ -69,7 +70,7 @@ macro_rules! case_from_row {
 pub(crate) const CASE_COLUMNS: &str =
     "id, folio, tracking_hash, case_type, topic, department_id, status, channel, \
     description, name, rut, email, phone, address, received_at, due_date, paused_since, extended, \
-    alert_level, answer, answered_at, duplicate_of, clock, data_right";
+    alert_level, answer, answered_at, duplicate_of, clock, data_right, version";
 
 pub(crate) fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
@@ -79,11 +80,13 @@ pub(crate) fn millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+mod actions;
 mod filing;
 mod params;
 mod subjects;
 mod work;
 
+pub use actions::*;
 pub use filing::*;
 pub use params::*;
 pub use subjects::*;

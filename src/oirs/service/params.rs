@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::oirs::calendar::{shipped_holidays, Clock, DiasHabiles};
 use crate::store::{Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 /// A case type and its clock: the term, the alert threshold and the extension are counted in
 /// the clock's days.
@@ -51,7 +51,7 @@ pub async fn case_type(store: &Store, id: &str) -> Result<Option<CaseType>, Stor
 }
 
 pub async fn upsert_case_type(store: &Store, t: &CaseType) -> Result<(), StoreError> {
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query(
             "INSERT INTO case_types (id, name, deadline_days, alert_days, extension_days, active, clock) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = $2, \
@@ -130,7 +130,7 @@ impl Names {
 }
 
 pub async fn upsert_department(store: &Store, d: &Department) -> Result<(), StoreError> {
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query(
             "INSERT INTO departments (id, name, email, active) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET name = $2, email = $3, active = $4",
@@ -168,7 +168,7 @@ pub async fn routing_rules(store: &Store) -> Result<Vec<RoutingRule>, StoreError
 }
 
 pub async fn upsert_routing_rule(store: &Store, r: &RoutingRule) -> Result<(), StoreError> {
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query(
             "INSERT INTO routing_rules (case_type, topic, department_id) VALUES ($1, $2, $3) \
              ON CONFLICT (case_type, topic) DO UPDATE SET department_id = $3",
@@ -185,7 +185,7 @@ pub async fn delete_routing_rule(
     case_type: &str,
     topic: &str,
 ) -> Result<bool, StoreError> {
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("DELETE FROM routing_rules WHERE case_type = $1 AND topic = $2")
             .bind(case_type).bind(topic).execute(pool).await?.rows_affected()
     });
@@ -232,7 +232,7 @@ pub async fn holidays(store: &Store) -> Result<Vec<Holiday>, StoreError> {
 }
 
 pub async fn upsert_holiday(store: &Store, h: &Holiday) -> Result<(), StoreError> {
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         sqlx::query("INSERT INTO holidays (day, name, source) VALUES ($1, $2, $3) ON CONFLICT (day) DO UPDATE SET name = $2, source = $3")
             .bind(h.date.format("%Y-%m-%d").to_string()).bind(&h.name).bind(&h.source)
             .execute(pool).await?;
@@ -241,7 +241,7 @@ pub async fn upsert_holiday(store: &Store, h: &Holiday) -> Result<(), StoreError
 }
 
 pub async fn delete_holiday(store: &Store, day: NaiveDate) -> Result<bool, StoreError> {
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("DELETE FROM holidays WHERE day = $1")
             .bind(day.format("%Y-%m-%d").to_string()).execute(pool).await?.rows_affected()
     });
@@ -262,7 +262,7 @@ pub async fn sync_holidays(store: &Store) -> Result<(), StoreError> {
     if current >= file.version {
         return Ok(());
     }
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         let mut tx = pool.begin().await?;
         for h in &file.holidays {
             sqlx::query("INSERT INTO holidays (day, name, source) VALUES ($1, $2, 'file') ON CONFLICT (day) DO UPDATE SET name = $2")

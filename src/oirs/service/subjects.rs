@@ -10,7 +10,7 @@ use super::*;
 use crate::oirs::domain::Status;
 use crate::outbox::ANONYMIZED_PAYLOAD;
 use crate::store::{now_millis, Store, StoreError};
-use crate::with_pool;
+use crate::{with_pool, write_pool};
 
 /// A case as the person's data: the record with its whole history.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -287,8 +287,7 @@ pub async fn rectify(
     let changed: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
     let note = format!("Datos de contacto rectificados: {}", changed.join(", "));
     let now = now_millis();
-    let gate = store.write_gate().await;
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         let mut tx = pool.begin().await?;
         let ids: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT id, folio, status FROM cases WHERE rut = $1 AND anonymized_at IS NULL ORDER BY id",
@@ -299,7 +298,7 @@ pub async fn rectify(
         for (id, folio, status) in &ids {
             for (field, value) in &fields {
                 // The column names come from the fixed list above, never from input.
-                let sql = format!("UPDATE cases SET {field} = $1, updated_at = $2 WHERE id = $3");
+                let sql = format!("UPDATE cases SET {field} = $1, updated_at = $2, version = version + 1 WHERE id = $3");
                 if *field == "name" {
                     sqlx::query(&sql).bind(value.clone().unwrap_or_default()).bind(now).bind(id)
                         .execute(&mut *tx).await?;
@@ -320,7 +319,6 @@ pub async fn rectify(
         tx.commit().await?;
         ids.len()
     });
-    drop(gate);
     Ok(n)
 }
 
@@ -342,8 +340,7 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
         return Ok(0);
     }
     let now = now_millis();
-    let gate = store.write_gate().await;
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         let mut tx = pool.begin().await?;
         let mut n = 0;
         for id in ids {
@@ -357,7 +354,7 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
             let Some((folio, rut, email, name, session)) = row else { continue };
             sqlx::query(
                 "UPDATE cases SET name = '', rut = NULL, email = NULL, phone = NULL, address = NULL, \
-                 description = '', answer = NULL, chat_session_id = NULL, anonymized_at = $1 WHERE id = $2",
+                 description = '', answer = NULL, chat_session_id = NULL, anonymized_at = $1, version = version + 1 WHERE id = $2",
             )
             .bind(now).bind(id).execute(&mut *tx).await?;
             sqlx::query("UPDATE case_events SET note = NULL WHERE case_id = $1")
@@ -399,7 +396,6 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
         tx.commit().await?;
         n
     });
-    drop(gate);
     Ok(n)
 }
 
@@ -454,8 +450,7 @@ pub async fn block(
 ) -> Result<(), StoreError> {
     let subject = gather(store, rut).await?;
     let now = now_millis();
-    let gate = store.write_gate().await;
-    with_pool!(store, pool => {
+    write_pool!(store, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "INSERT INTO data_subject_blocks (rut, since, actor, reason) VALUES ($1, $2, $3, $4) \
@@ -469,7 +464,6 @@ pub async fn block(
         }
         tx.commit().await?;
     });
-    drop(gate);
     for c in &subject.cases {
         audit(
             store,
@@ -484,7 +478,7 @@ pub async fn block(
 }
 
 pub async fn unblock(store: &Store, actor: &Actor, rut: &str) -> Result<bool, StoreError> {
-    let n = with_pool!(store, pool => {
+    let n = write_pool!(store, pool => {
         sqlx::query("DELETE FROM data_subject_blocks WHERE rut = $1").bind(rut).execute(pool).await?.rows_affected()
     });
     let folios: Vec<(String,)> = with_pool!(store, pool => {
