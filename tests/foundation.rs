@@ -417,3 +417,41 @@ fn every_write_goes_through_the_write_gate() {
     assert!(scanned > 20, "the scan found the store's call sites");
     assert!(ungated.is_empty(), "writes outside write_pool!: {ungated:#?}");
 }
+
+/// Database failures answer without database text: an unmapped constraint violation is a 409
+/// and a failing statement a 500, neither naming a table, a column or the SQL.
+async fn database_errors_reveal_nothing(backend: Backend) {
+    use axum::response::IntoResponse;
+    use ventanilla::http::ApiError;
+    let Some(db) = common::TestDb::new(backend).await else {
+        return;
+    };
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let body_of = |e: ApiError| async move {
+        let resp = e.into_response();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    };
+    let insert = "INSERT INTO departments (id, name, email) VALUES ('dom', 'Otra', 'x@example.cl')";
+    let dup = ventanilla::with_pool!(&store, pool => sqlx::query(insert).execute(pool).await.map(|_| ()));
+    let err = ventanilla::store::StoreError::from(dup.expect_err("the id exists"));
+    assert!(!err.violates(&ventanilla::store::USERS_USERNAME));
+    let (status, body) = body_of(err.into()).await;
+    assert_eq!(status, 409, "{body}");
+    let missing = ventanilla::with_pool!(&store, pool => {
+        sqlx::query("SELECT secret_column FROM no_such_table").execute(pool).await.map(|_| ())
+    });
+    let (status, body500) = body_of(ventanilla::store::StoreError::from(missing.expect_err("fails")).into()).await;
+    assert_eq!(status, 500, "{body500}");
+    for leak in ["departments", "dom", "UNIQUE", "unique", "no_such_table", "secret_column", "constraint", "SELECT"] {
+        assert!(!body.contains(leak), "409 reveals {leak}: {body}");
+        assert!(!body500.contains(leak), "500 reveals {leak}: {body500}");
+    }
+    let v: Value = serde_json::from_str(&body).expect("error body");
+    assert_eq!(v["error"]["code"], "already_exists");
+}
+on_both_backends!(database_errors_reveal_nothing);
