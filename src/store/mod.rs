@@ -44,6 +44,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database cannot be reached or is going away (down, restarting, out of
+    /// connections): worth a 503 and a retry, not a 500. PostgreSQL says so with class 08
+    /// (connection exception) and 57P01–57P03 (shut down, crashed, not accepting yet).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => true,
+            StoreError::Sqlx(sqlx::Error::Database(db)) => db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|pg| {
+                    let code = pg.code();
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                }),
+            _ => false,
+        }
+    }
+
     /// The name of the violated unique constraint, when that is what happened.
     pub fn unique_violation(&self) -> Option<String> {
         match self {
