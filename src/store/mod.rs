@@ -4,6 +4,8 @@
 //! accept them) and run them through [`with_pool!`], which expands the same code for each
 //! backend's pool. Where the SQL dialects really differ, the domain module matches on the enum.
 
+pub mod signals;
+
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -100,11 +102,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 6 "instances")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 6 "instances")
 }
 
 /// How hard a commit waits for the disk.
