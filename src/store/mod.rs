@@ -4,6 +4,7 @@
 //! accept them) and run them through [`with_pool!`], which expands the same code for each
 //! backend's pool. Where the SQL dialects really differ, the domain module matches on the enum.
 
+pub mod backup;
 pub mod signals;
 
 use std::borrow::Cow;
