@@ -1,5 +1,6 @@
 //! Application state shared by every handler, and its construction from configuration.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::http::middleware::Metrics;
 use crate::oirs::calendar::DiasHabiles;
 use crate::oirs::service;
-use crate::store::{Store, StoreError};
+use crate::store::{signals, Store, StoreError};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -34,6 +35,9 @@ pub struct AppState {
     pub calendar: Arc<tokio::sync::RwLock<Arc<DiasHabiles>>>,
     /// Wakes the outbox worker when a change commits new messages.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The generation of the catalog signal the running engine reflects; another instance's
+    /// reload moves the stored one past it (see [`signals`]).
+    pub catalog_generation: Arc<AtomicI64>,
 }
 
 impl AppState {
@@ -46,6 +50,8 @@ impl AppState {
         service::sync_holidays(&store).await?;
         let calendar = service::calendar(&store).await?;
         let soft_store = store.relaxed_twin(&config.database_url).await?;
+        // Read before the catalog: a reload signalled meanwhile is caught up by the poller.
+        let catalog_generation = signals::generation(&store, signals::CATALOG).await?;
         let thresholds = thresholds(&config);
         let dir = config.intents_dir.clone();
         let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, thresholds)).await??;
@@ -72,6 +78,7 @@ impl AppState {
             dummy_hash,
             calendar: Arc::new(tokio::sync::RwLock::new(Arc::new(calendar))),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            catalog_generation: Arc::new(AtomicI64::new(catalog_generation)),
         })
     }
 
@@ -107,7 +114,7 @@ impl AppState {
     }
 
     /// Starts the outbox worker and the periodic jobs (deadline alerts, calendar refresh,
-    /// idle-session purge). The handles stop them when aborted.
+    /// idle-session purge, signals from other instances). The handles stop them when aborted.
     pub fn start_background(&self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let worker = crate::outbox::Worker::new(
             self.store.clone(),
@@ -134,6 +141,18 @@ impl AppState {
                         state.outbox_wake.notify_one();
                     }
                     Err(e) => tracing::warn!(error = %e, "alert job failed"),
+                }
+            }
+        }));
+        let state = self.clone();
+        handles.push(tokio::spawn(async move {
+            let every = std::time::Duration::from_millis(state.config.signal_poll_ms.max(50));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.follow_signals().await {
+                    tracing::warn!(error = %e, "reading signals from other instances failed");
                 }
             }
         }));
@@ -181,13 +200,50 @@ impl AppState {
         Ok(handles)
     }
 
+    /// Reloads the catalog from disk and signals the other instances sharing the database
+    /// to do the same.
     pub async fn reload_catalog(&self) -> Result<Arc<Engine>, CatalogError> {
+        let engine = self.load_catalog().await?;
+        match signals::bump(&self.store, signals::CATALOG).await {
+            Ok(generation) => {
+                self.catalog_generation
+                    .fetch_max(generation, Ordering::SeqCst);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "catalog reloaded on this instance only: the others could not be signalled"
+            ),
+        }
+        Ok(engine)
+    }
+
+    async fn load_catalog(&self) -> Result<Arc<Engine>, CatalogError> {
         let engine = self
             .chat
             .reload(self.config.intents_dir.clone(), thresholds(&self.config))
             .await?;
         tracing::info!(intents = engine.catalog.intents.len(), "catalog reloaded");
         Ok(engine)
+    }
+
+    /// Catches up with what other instances signalled: a catalog reloaded on one of them is
+    /// reloaded here.
+    pub async fn follow_signals(&self) -> Result<(), StoreError> {
+        let stored = signals::generation(&self.store, signals::CATALOG).await?;
+        // Taken before loading, so a catalog broken on disk is reported once, not every poll.
+        if self.catalog_generation.fetch_max(stored, Ordering::SeqCst) < stored {
+            match self.load_catalog().await {
+                Ok(_) => tracing::info!(
+                    generation = stored,
+                    "catalog reload signalled by another instance done"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "catalog reload signalled by another instance rejected; previous catalog stays"
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// Gauges read at scrape time.

@@ -1,4 +1,5 @@
-//! Command line: `serve` (default), `migrate`, `user add`, `check-config`, `intents check|eval`.
+//! Command line: `serve` (default), `migrate`, `backup`, `restore`, `user add`, `check-config`,
+//! `intents check|eval`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use crate::app::{thresholds, AppState};
 use crate::chat::{catalog, eval, Engine};
 use crate::config::{Config, LogFormat};
 use crate::staff::auth::{self, Role};
-use crate::store::Store;
+use crate::store::{backup, Store};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,18 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite store to PATH, a new file, while the service
+    /// runs. (PostgreSQL: pg_dump.)
+    Backup { path: PathBuf },
+    /// Put the backup at PATH in place of the SQLite store named by DATABASE_URL. Stop the
+    /// service first. (PostgreSQL: pg_restore.)
+    Restore {
+        path: PathBuf,
+        /// Replace a store that already holds cases, staff users or chat interactions (it is
+        /// moved aside, not deleted).
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage staff users.
     User {
         #[command(subcommand)]
@@ -202,6 +215,41 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 store.applied_migrations().await?
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { path } => match backup::backup(&config.database_url, &path).await {
+            Ok(w) => {
+                println!(
+                    "backup written to {} ({} cases, {} bytes)",
+                    w.path.display(),
+                    w.cases,
+                    w.bytes
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("backup not written: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Restore { path, force } => {
+            match backup::restore(&config.database_url, &path, force).await {
+                Ok(w) => {
+                    if let Some(aside) = &w.replaced {
+                        println!("the previous store was moved to {}", aside.display());
+                    }
+                    println!(
+                        "restored {} into {} ({} cases); start the service",
+                        path.display(),
+                        w.path.display(),
+                        w.cases
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("nothing restored: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::CheckConfig => {
             println!("{}", serde_json::to_string_pretty(&config)?);

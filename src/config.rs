@@ -221,6 +221,9 @@ pub struct Config {
     pub public_base_url: String,
     pub outbox: OutboxConfig,
     pub smtp: SmtpConfig,
+    /// How often each instance looks for signals from the others sharing its database (a
+    /// catalog reloaded on one instance is reloaded on all within this time).
+    pub signal_poll_ms: u64,
     /// How often the deadline alert job runs.
     pub alerts_interval_secs: u64,
     pub retention: RetentionConfig,
@@ -246,6 +249,7 @@ impl Default for Config {
             public_base_url: "http://127.0.0.1:8080".into(),
             outbox: OutboxConfig::default(),
             smtp: SmtpConfig::default(),
+            signal_poll_ms: 5_000,
             alerts_interval_secs: 300,
             retention: RetentionConfig::default(),
             privacy: PrivacyConfig::default(),
@@ -453,6 +457,9 @@ impl Config {
         }
         if let Some(v) = env("VENTANILLA_PRIVACY_CONTACT_EMAIL") {
             self.privacy.contact_email = v;
+        }
+        if let Some(v) = env("VENTANILLA_SIGNAL_POLL_MS") {
+            self.signal_poll_ms = parse("VENTANILLA_SIGNAL_POLL_MS", &v)?;
         }
         if let Some(v) = env("VENTANILLA_ALERTS_INTERVAL_SECS") {
             self.alerts_interval_secs = parse("VENTANILLA_ALERTS_INTERVAL_SECS", &v)?;

@@ -19,7 +19,8 @@ use crate::config::{Config, Secret, SmtpTls};
 use crate::store::{now_millis, Store, StoreError};
 use crate::{with_pool, write_pool};
 
-/// Claimed messages are invisible to other workers for the delivery timeout plus this.
+/// A claimed message is leased to its worker for the delivery timeout plus this; other
+/// instances' workers skip it until the lease runs out.
 const LEASE_MARGIN_MS: i64 = 5_000;
 const BATCH: i64 = 20;
 
@@ -218,10 +219,13 @@ impl Worker {
         });
         let mut handled = 0;
         for (id, kind, payload, attempts, seen_next) in due {
-            // Claim it so another instance does not deliver it at the same time.
+            // Claim it (compare-and-set on what was read) so another instance does not
+            // deliver it at the same time. The lease counts from now, not from the start of
+            // the batch: deliveries before this one may have used up that time.
+            let lease = now_millis() + self.cfg.outbox.timeout_ms as i64 + LEASE_MARGIN_MS;
             let claimed = write_pool!(&self.store, pool => {
                 sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3")
-                    .bind(now + self.cfg.outbox.timeout_ms as i64 + LEASE_MARGIN_MS).bind(id).bind(seen_next).execute(pool).await?.rows_affected()
+                    .bind(lease).bind(id).bind(seen_next).execute(pool).await?.rows_affected()
             });
             if claimed != 1 {
                 continue;
@@ -231,41 +235,48 @@ impl Worker {
                 "email" => self.deliver_email(&payload).await,
                 other => Outcome::Skipped(format!("unknown kind {other}")),
             };
-            self.settle(id, &kind, attempts, outcome).await?;
+            self.settle(id, &kind, attempts, lease, outcome).await?;
             handled += 1;
         }
         Ok(handled)
     }
 
+    /// Records the outcome of a delivery made under `lease`. Only while the lease holds: a
+    /// worker that overran it must not undo what the instance that took over recorded.
     async fn settle(
         &self,
         id: i64,
         kind: &str,
         attempts: i32,
+        lease: i64,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
         let now = now_millis();
-        match outcome {
+        let settled = match outcome {
             Outcome::Sent => {
                 // E-mail bodies carry personal data and tracking codes: keep only the subject.
                 write_pool!(&self.store, pool => {
                     sqlx::query(
                         "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL, \
-                         payload = CASE WHEN kind = 'email' THEN $2 ELSE payload END WHERE id = $3",
+                         payload = CASE WHEN kind = 'email' THEN $2 ELSE payload END \
+                         WHERE id = $3 AND status = 'pending' AND next_attempt_at = $4",
                     )
                     .bind(now)
                     .bind(serde_json::json!({"scrubbed": true}).to_string())
                     .bind(id)
+                    .bind(lease)
                     .execute(pool)
-                    .await?;
-                });
+                    .await?
+                    .rows_affected()
+                })
             }
             Outcome::Skipped(why) => {
                 let why = crate::analytics::mask::mask_personal_data(&why);
                 write_pool!(&self.store, pool => {
-                    sqlx::query("UPDATE outbox SET status = 'skipped', last_error = $1 WHERE id = $2")
-                        .bind(why).bind(id).execute(pool).await?;
-                });
+                    sqlx::query("UPDATE outbox SET status = 'skipped', last_error = $1 \
+                                 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3")
+                        .bind(why).bind(id).bind(lease).execute(pool).await?.rows_affected()
+                })
             }
             Outcome::Failed(err) => {
                 // SMTP and HTTP errors may quote addresses: neither the log nor the row keeps them.
@@ -276,12 +287,20 @@ impl Worker {
                 tracing::warn!(id, kind, attempts, dead, error = %err, "outbox delivery failed");
                 let next = now + backoff_ms(attempts - 1, o.base_backoff_ms, o.max_backoff_ms);
                 write_pool!(&self.store, pool => {
-                    sqlx::query("UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
+                    sqlx::query("UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 \
+                                 WHERE id = $5 AND status = 'pending' AND next_attempt_at = $6")
                         .bind(if dead { "dead" } else { "pending" })
-                        .bind(attempts).bind(next).bind(err).bind(id)
-                        .execute(pool).await?;
-                });
+                        .bind(attempts).bind(next).bind(err).bind(id).bind(lease)
+                        .execute(pool).await?.rows_affected()
+                })
             }
+        };
+        if settled == 0 {
+            tracing::warn!(
+                id,
+                kind,
+                "outbox message changed during delivery (lease ran out, or blocked); outcome not recorded"
+            );
         }
         Ok(())
     }

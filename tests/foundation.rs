@@ -19,7 +19,7 @@ async fn migrations_apply_and_are_idempotent(backend: Backend) {
     store.migrate().await.expect("second migrate is a no-op");
     assert_eq!(
         store.applied_migrations().await.expect("versions"),
-        vec![1, 2, 3, 4, 5]
+        vec![1, 2, 3, 4, 5, 6]
     );
     // Seeded data is there: the default departments.
     let n: (i64,) = ventanilla::with_pool!(&store, pool => {
@@ -415,7 +415,10 @@ fn every_write_goes_through_the_write_gate() {
         }
     }
     assert!(scanned > 20, "the scan found the store's call sites");
-    assert!(ungated.is_empty(), "writes outside write_pool!: {ungated:#?}");
+    assert!(
+        ungated.is_empty(),
+        "writes outside write_pool!: {ungated:#?}"
+    );
 }
 
 /// Database failures answer without database text: an unmapped constraint violation is a 409
@@ -437,7 +440,8 @@ async fn database_errors_reveal_nothing(backend: Backend) {
         (status, String::from_utf8_lossy(&bytes).to_string())
     };
     let insert = "INSERT INTO departments (id, name, email) VALUES ('dom', 'Otra', 'x@example.cl')";
-    let dup = ventanilla::with_pool!(&store, pool => sqlx::query(insert).execute(pool).await.map(|_| ()));
+    let dup =
+        ventanilla::with_pool!(&store, pool => sqlx::query(insert).execute(pool).await.map(|_| ()));
     let err = ventanilla::store::StoreError::from(dup.expect_err("the id exists"));
     assert!(!err.violates(&ventanilla::store::USERS_USERNAME));
     let (status, body) = body_of(err.into()).await;
@@ -445,9 +449,19 @@ async fn database_errors_reveal_nothing(backend: Backend) {
     let missing = ventanilla::with_pool!(&store, pool => {
         sqlx::query("SELECT secret_column FROM no_such_table").execute(pool).await.map(|_| ())
     });
-    let (status, body500) = body_of(ventanilla::store::StoreError::from(missing.expect_err("fails")).into()).await;
+    let (status, body500) =
+        body_of(ventanilla::store::StoreError::from(missing.expect_err("fails")).into()).await;
     assert_eq!(status, 500, "{body500}");
-    for leak in ["departments", "dom", "UNIQUE", "unique", "no_such_table", "secret_column", "constraint", "SELECT"] {
+    for leak in [
+        "departments",
+        "dom",
+        "UNIQUE",
+        "unique",
+        "no_such_table",
+        "secret_column",
+        "constraint",
+        "SELECT",
+    ] {
         assert!(!body.contains(leak), "409 reveals {leak}: {body}");
         assert!(!body500.contains(leak), "500 reveals {leak}: {body500}");
     }

@@ -173,9 +173,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::Sqlx(sqlx::Error::PoolTimedOut)
-            | StoreError::Sqlx(sqlx::Error::Io(_))
-            | StoreError::Sqlx(sqlx::Error::PoolClosed) => {
+            _ if e.is_unavailable() => {
                 tracing::warn!(error = %Chain(&e), "database unavailable");
                 ApiError::unavailable("the database is not available; try again shortly")
             }

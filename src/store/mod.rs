@@ -4,6 +4,9 @@
 //! accept them) and run them through [`with_pool!`], which expands the same code for each
 //! backend's pool. Where the SQL dialects really differ, the domain module matches on the enum.
 
+pub mod backup;
+pub mod signals;
+
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -44,6 +47,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database cannot be reached or is going away (down, restarting, out of
+    /// connections): worth a 503 and a retry, not a 500. PostgreSQL says so with class 08
+    /// (connection exception) and 57P01–57P03 (shut down, crashed, not accepting yet).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => true,
+            StoreError::Sqlx(sqlx::Error::Database(db)) => db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|pg| {
+                    let code = pg.code();
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                }),
+            _ => false,
+        }
+    }
+
     /// Whether a unique constraint was violated (whichever).
     pub fn unique_violation(&self) -> bool {
         matches!(self, StoreError::Sqlx(sqlx::Error::Database(db)) if db.is_unique_violation())
@@ -123,11 +144,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances")
 }
 
 /// How hard a commit waits for the disk.

@@ -70,6 +70,16 @@ impl TestDb {
         }
     }
 
+    /// A database the test manages itself (a private PostgreSQL cluster, a restored SQLite
+    /// file): nothing is created or dropped for it.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pg_name: None,
+            _dir: None,
+        }
+    }
+
     fn placeholder() -> Self {
         Self {
             url: String::new(),

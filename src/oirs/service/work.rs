@@ -263,10 +263,23 @@ pub async fn run_alerts(
             .find(|d| d.id == dept)
             .map(|d| d.email.clone())
             .unwrap_or_default();
+        // Compare-and-set on everything the level was computed from: when several instances
+        // run this job at once, one of them moves the level and queues the e-mail, the others
+        // change nothing; a case answered or extended meanwhile is judged again next time.
         write_pool!(store, pool => {
             let mut tx = pool.begin().await?;
-            let n = sqlx::query("UPDATE cases SET alert_level = $1 WHERE id = $2 AND alert_level = $3")
-                .bind(new).bind(id).bind(&level).execute(&mut *tx).await?.rows_affected();
+            let n = sqlx::query(
+                "UPDATE cases SET alert_level = $1 \
+                 WHERE id = $2 AND alert_level = $3 AND status = $4 AND due_date = $5",
+            )
+            .bind(new)
+            .bind(id)
+            .bind(&level)
+            .bind(&status)
+            .bind(&due)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if n == 1 && new != "none" && !email.is_empty() && channels.email {
                 let subject = if new == "vencido" {
                     format!("Caso vencido: {folio}")
