@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,7 @@ use super::recorder::WEEKDAYS;
 use super::{render, report};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiResult};
+use crate::http::{ApiError, ApiPath, ApiQuery, ApiResult};
 use crate::staff::auth::{Role, StaffUser};
 use crate::with_pool;
 
@@ -101,7 +101,7 @@ fn attachment(content_type: &'static str, name: String, body: impl Into<Body>) -
 pub async fn interactions(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Response> {
     user.require(ROLES)?;
     let (from, to) = range(&state, &q)?;
@@ -177,7 +177,7 @@ const EXPORT_SQL: &str =
 pub async fn export(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Response> {
     user.require(ROLES)?;
     let (from, to) = range(&state, &q)?;
@@ -364,8 +364,8 @@ pub fn render_report(
 pub async fn monthly(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(month): Path<String>,
-    Query(q): Query<ReportQuery>,
+    ApiPath(month): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Response> {
     user.require(ROLES)?;
     let format = format_of(&q.format, &["html", "csv", "json"])?;

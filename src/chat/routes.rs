@@ -1,6 +1,6 @@
 //! Chat HTTP endpoints (public, rate limited) and the admin catalog reload.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use super::{Decision, Match, MenuNode, Reply};
 use crate::analytics::{mask_personal_data, Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiResult, PublicLimit};
 use crate::staff::auth::{Role, StaffUser};
 
 pub const MAX_TEXT_CHARS: usize = 1000;
@@ -93,7 +93,7 @@ pub async fn create_session(
                (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn post_message(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
     ApiJson(input): ApiJson<MessageIn>,
 ) -> ApiResult<Json<MessageOut>> {
     let input = Input::parse(input)?;

@@ -22,7 +22,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
-pub use extract::ApiJson;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 
 use crate::app::AppState;
 

@@ -1,6 +1,6 @@
 //! Public OIRS endpoints: parameters, filing (web form and chat) and tracking.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use super::Rut;
 use crate::analytics::{Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::{ErrorBody, FieldError};
-use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, PublicLimit};
 
 /// Failed tracking attempts on one folio before it is locked for a while.
 pub const TRACKING_MAX_FAILURES: i64 = 5;
@@ -429,8 +429,8 @@ pub struct TrackOut {
     responses((status = 200, body = TrackOut), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn track_case(
     State(state): State<AppState>,
-    Path(folio): Path<String>,
-    Query(q): Query<TrackQuery>,
+    ApiPath(folio): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TrackQuery>,
 ) -> ApiResult<Json<TrackOut>> {
     Ok(Json(lookup(&state, &folio, &q).await?))
 }
@@ -453,7 +453,7 @@ pub struct TrackIn {
     responses((status = 200, body = TrackOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn track_case_post(
     State(state): State<AppState>,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
     ApiJson(input): ApiJson<TrackIn>,
 ) -> ApiResult<Json<TrackOut>> {
     let q = TrackQuery {

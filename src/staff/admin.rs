@@ -1,7 +1,7 @@
 //! Administration: departments, case types, routing rules, holidays, the outbox and the
 //! audit log. Admins only (the coordinator may read the outbox state).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::oirs::calendar::Clock;
 use crate::oirs::service::{self, CaseType, Department, Holiday, RoutingRule};
 use crate::outbox::{self, OutboxMessage};
@@ -79,7 +79,7 @@ fn yes() -> bool {
 pub async fn put_department(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(d): ApiJson<DepartmentIn>,
 ) -> ApiResult<Json<Department>> {
     user.require(&[Role::Admin])?;
@@ -143,7 +143,7 @@ pub struct CaseTypeIn {
 pub async fn put_case_type(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(t): ApiJson<CaseTypeIn>,
 ) -> ApiResult<Json<CaseType>> {
     user.require(&[Role::Admin])?;
@@ -245,7 +245,7 @@ pub async fn put_rule(
 pub async fn delete_rule(
     State(state): State<AppState>,
     user: StaffUser,
-    Path((case_type, topic)): Path<(String, String)>,
+    ApiPath((case_type, topic)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     if case_type == "*" && topic == "*" {
@@ -296,7 +296,7 @@ fn parse_date(s: &str) -> Result<NaiveDate, ApiError> {
 pub async fn put_holiday(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(date): Path<String>,
+    ApiPath(date): ApiPath<String>,
     ApiJson(h): ApiJson<HolidayIn>,
 ) -> ApiResult<Json<Holiday>> {
     user.require(&[Role::Admin])?;
@@ -322,7 +322,7 @@ pub async fn put_holiday(
 pub async fn delete_holiday(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(date): Path<String>,
+    ApiPath(date): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     let date = parse_date(&date)?;
@@ -353,7 +353,7 @@ pub struct OutboxOut {
 pub async fn list_outbox(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<OutboxQuery>,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> ApiResult<Json<OutboxOut>> {
     user.require(&[Role::Admin, Role::Coordinator])?;
     let counts = outbox::counts(&state.store).await?.into_iter().collect();
@@ -373,7 +373,7 @@ pub async fn list_outbox(
 pub async fn retry_outbox(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     if !outbox::retry(&state.store, id).await? {
@@ -409,7 +409,7 @@ pub struct AuditEntry {
 pub async fn list_audit(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     user.require(&[Role::Admin])?;
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);

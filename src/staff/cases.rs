@@ -1,7 +1,7 @@
 //! Staff case endpoints: inbox, detail (audited), registration of cases from other channels,
 //! events and the pending report. Department staff see and act on their own department only.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::oirs::calendar::Clock;
 use crate::oirs::domain::{Channel, Folio};
 use crate::oirs::routes::{file_and_answer, idempotency, validate, CaseIn};
@@ -85,7 +85,7 @@ pub fn subject(description: &str) -> String {
 pub async fn list(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(mut filter): Query<CaseFilter>,
+    ApiQuery(mut filter): ApiQuery<CaseFilter>,
 ) -> ApiResult<Json<Vec<CaseSummary>>> {
     user.require(CASE_ROLES)?;
     if let Some(s) = &filter.status {
@@ -155,7 +155,7 @@ fn parse_folio(folio: &str) -> Result<String, ApiError> {
 pub async fn detail(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
 ) -> ApiResult<Json<CaseDetail>> {
     user.require(CASE_ROLES)?;
     let folio = parse_folio(&folio)?;
@@ -242,7 +242,7 @@ pub async fn register(
 pub async fn add_event(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
     ApiJson(ev): ApiJson<EventIn>,
 ) -> ApiResult<Json<CaseRecord>> {
     user.require(CASE_ROLES)?;
@@ -276,7 +276,7 @@ pub struct PendingQuery {
 pub async fn pending(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<PendingQuery>,
+    ApiQuery(q): ApiQuery<PendingQuery>,
 ) -> ApiResult<Json<Vec<PendingRow>>> {
     user.require(CASE_ROLES)?;
     let department = match user.role {

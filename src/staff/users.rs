@@ -1,7 +1,7 @@
 //! Staff user administration (admins only): list, create, change role, department, active
 //! flag or password. Deactivating a user or setting a new password ends their sessions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use super::admin::audit_admin;
 use super::auth::{self, Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::oirs::service;
 use crate::store::{Store, StoreError};
 use crate::with_pool;
@@ -215,7 +215,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(change): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<UserInfo>> {
     user.require(&[Role::Admin])?;
