@@ -33,13 +33,18 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
-    /// First local date (YYYY-MM-DD), inclusive; default 30 days before `to`.
+    /// First local date (YYYY-MM-DD), inclusive; default 30 days before `to`. At most ten
+    /// years before `to`.
+    #[param(value_type = Option<NaiveDate>)]
     pub from: Option<String>,
     /// Last local date, inclusive; default today.
+    #[param(value_type = Option<NaiveDate>)]
     pub to: Option<String>,
     pub group_by: Option<GroupBy>,
-    /// json (default) or csv.
+    /// interactions: json (default) or csv; export: csv (default) or json.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// With csv: the variant a Chilean Excel opens in columns (`;`, decimal commas, BOM).
     #[serde(default)]
@@ -49,8 +54,8 @@ pub struct RangeQuery {
 fn parse_day(field: &str, s: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
     s.as_deref()
         .map(|v| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| ApiError::invalid(field, "expected a date like 2026-04-20"))
+            crate::http::contract::iso_date(v)
+                .ok_or_else(|| ApiError::invalid(field, "expected a date like 2026-04-20"))
         })
         .transpose()
 }
@@ -300,8 +305,10 @@ impl ExportRow {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// html (default), csv or json.
+    #[param(pattern = "^(html|csv|json)$")]
     pub format: Option<String>,
     /// With csv: the variant a Chilean Excel opens in columns (`;`, decimal commas, BOM).
     #[serde(default)]

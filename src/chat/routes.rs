@@ -38,8 +38,9 @@ pub struct SessionCreated {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
-    /// Free text, 1 to 1,000 characters.
+    /// Free text: at most 1,000 characters, not all white space.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub text: Option<String>,
     /// A button id from a previous reply or the menu.
     #[serde(default)]
@@ -186,7 +187,8 @@ impl Input {
                 if trimmed.is_empty() {
                     return Err(ApiError::invalid("text", "the message is empty"));
                 }
-                if trimmed.chars().count() > MAX_TEXT_CHARS {
+                // Counted as sent, so the limit is the document's `maxLength`.
+                if t.chars().count() > MAX_TEXT_CHARS {
                     return Err(ApiError::invalid(
                         "text",
                         format!("the message is longer than {MAX_TEXT_CHARS} characters"),

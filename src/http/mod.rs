@@ -1,5 +1,6 @@
 //! HTTP: the router assembled from one router per capability, shared layers, and `serve`.
 
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod middleware;

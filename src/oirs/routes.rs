@@ -113,8 +113,13 @@ pub struct CaseIn {
     #[serde(rename = "type")]
     pub case_type: String,
     pub topic: String,
+    /// 10 to 5,000 characters (at least 10 once trimmed).
+    #[schema(max_length = 5000)]
     pub description: String,
+    /// 2 to 200 characters (at least 2 once trimmed).
+    #[schema(max_length = 200)]
     pub name: String,
+    /// Required for `datos_personales`; the check digit must be right.
     #[serde(default)]
     pub rut: Option<String>,
     #[serde(default)]
@@ -122,6 +127,7 @@ pub struct CaseIn {
     #[serde(default)]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 300)]
     pub address: Option<String>,
     #[serde(default)]
     pub chat_session_id: Option<String>,
@@ -178,15 +184,16 @@ pub async fn validate(
         };
         fail("topic", message);
     }
+    // Lengths are counted as sent (the document's `maxLength`); minimums once trimmed.
     let description = input.description.trim();
-    if !(10..=5000).contains(&description.chars().count()) {
+    if description.chars().count() < 10 || input.description.chars().count() > 5000 {
         fail(
             "description",
             "Describa su caso en 10 a 5.000 caracteres.".into(),
         );
     }
     let name = input.name.trim();
-    if !(2..=200).contains(&name.chars().count()) {
+    if name.chars().count() < 2 || input.name.chars().count() > 200 {
         fail("name", "Escriba su nombre (2 a 200 caracteres).".into());
     }
     let rut = match opt(&input.rut).map(Rut::parse) {
@@ -197,7 +204,8 @@ pub async fn validate(
         }
         None => None,
     };
-    let email = match opt(&input.email).map(|e| Email::parse(e).ok_or(())) {
+    let long_email = input.email.as_ref().is_some_and(|e| e.chars().count() > 254);
+    let email = match opt(&input.email).map(|e| Email::parse(e).filter(|_| !long_email).ok_or(())) {
         Some(Ok(e)) => Some(e.as_str().to_string()),
         Some(Err(())) => {
             fail(
@@ -220,7 +228,7 @@ pub async fn validate(
         None => None,
     };
     let address = opt(&input.address).map(String::from);
-    if address.as_ref().is_some_and(|a| a.chars().count() > 300) {
+    if input.address.as_ref().is_some_and(|a| a.chars().count() > 300) {
         fail(
             "address",
             "La dirección es demasiado larga (300 caracteres como máximo).".into(),
@@ -387,6 +395,7 @@ pub async fn file_case(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrackQuery {
     /// The tracking code given at filing.
     pub code: Option<String>,

@@ -61,7 +61,9 @@ pub async fn list_departments(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentIn {
+    /// Not blank.
     pub name: String,
+    /// An e-mail address, or empty for none.
     #[serde(default)]
     pub email: String,
     #[serde(default = "yes")]
@@ -92,7 +94,9 @@ pub async fn put_department(
     if d.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "required"));
     }
-    if !d.email.is_empty() && crate::oirs::domain::Email::parse(&d.email).is_none() {
+    if !d.email.is_empty()
+        && (d.email.chars().count() > 254 || crate::oirs::domain::Email::parse(&d.email).is_none())
+    {
         return Err(ApiError::invalid("email", "not an e-mail address"));
     }
     let dep = Department {
@@ -127,9 +131,13 @@ pub struct CaseTypeIn {
     #[serde(default)]
     pub clock: Option<Clock>,
     #[serde(alias = "term_days")]
+    #[schema(minimum = 1, maximum = 365)]
     pub deadline_days: i32,
+    /// Days before the due date when the case enters alert; less than `deadline_days`.
+    #[schema(minimum = 0, maximum = 364)]
     pub alert_days: i32,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 365)]
     pub extension_days: i32,
     #[serde(default = "yes")]
     pub active: bool,
@@ -281,12 +289,12 @@ pub async fn list_holidays(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HolidayIn {
+    /// Not blank.
     pub name: String,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid("date", "expected YYYY-MM-DD"))
+    crate::http::contract::iso_date(s).ok_or_else(|| ApiError::invalid("date", "expected YYYY-MM-DD"))
 }
 
 /// Adds or renames a holiday (e.g. a new election day).
@@ -335,9 +343,11 @@ pub async fn delete_holiday(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// pending, sent, dead or skipped; `failing` = pending after at least one failed attempt.
     pub status: Option<String>,
+    /// At most this many messages (default 100; values outside 1–1,000 are clamped).
     pub limit: Option<i64>,
 }
 
@@ -387,10 +397,12 @@ pub async fn retry_outbox(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub folio: Option<String>,
     pub username: Option<String>,
     pub action: Option<String>,
+    /// At most this many entries (default 200; values outside 1–5,000 are clamped).
     pub limit: Option<i64>,
 }
 

@@ -265,6 +265,7 @@ pub async fn add_event(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PendingQuery {
     pub department: Option<String>,
 }

@@ -140,6 +140,7 @@ pub async fn anonymize(
 #[serde(deny_unknown_fields)]
 pub struct BlockIn {
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: String,
 }
 

@@ -145,7 +145,9 @@ fn invalid((field, message): (&str, String)) -> ApiError {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserIn {
+    /// 2 to 64 characters: lower-case letters, digits, `.`, `_` or `-`.
     pub username: String,
+    #[schema(min_length = 10)]
     pub password: String,
     pub role: Role,
     #[serde(default)]
@@ -164,6 +166,7 @@ pub struct UserUpdate {
     pub active: Option<bool>,
     /// A new password; ends the user's sessions.
     #[serde(default)]
+    #[schema(min_length = 10)]
     pub password: Option<String>,
 }
 
