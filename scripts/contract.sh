@@ -66,6 +66,7 @@ TOKEN="$(curl -fsS -X POST "$BASE/api/v1/auth/login" -H 'content-type: applicati
   python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
 
 ARGS=(
+  --config-file scripts/contract/schemathesis.toml
   run "$BASE/api/v1/openapi.json"
   --checks all
   --phases examples,coverage,fuzzing,stateful

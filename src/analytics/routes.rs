@@ -102,7 +102,9 @@ fn attachment(content_type: &'static str, name: String, body: impl Into<Body>) -
 /// menu button (sub-options nested with their share within the parent).
 #[utoipa::path(get, path = "/api/v1/analytics/interactions", tag = "analytics", params(RangeQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = Aggregate), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "the groups (JSON), or the same table as CSV with `format=csv`",
+                content((Aggregate = "application/json"), (String = "text/csv"))),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn interactions(
     State(state): State<AppState>,
     user: StaffUser,

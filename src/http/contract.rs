@@ -78,12 +78,42 @@ pub struct Live {
 /// The document with the common statuses and, when known, the live values.
 pub fn document(mut doc: Value, live: Option<&Live>) -> Value {
     add_security_scheme(&mut doc);
-    add_common_responses(&mut doc);
     add_text_rules(&mut doc);
+    merge_flattened(&mut doc, "StaffCaseIn");
+    add_common_responses(&mut doc);
     if let Some(live) = live {
         add_live_values(&mut doc, live);
     }
     doc
+}
+
+/// utoipa spells a `#[serde(flatten)]` as `allOf`, and two closed objects in an `allOf` admit
+/// nothing; the body is one closed object with the fields of both.
+fn merge_flattened(doc: &mut Value, name: &str) {
+    let schemas = &doc["components"]["schemas"];
+    let Some(parts) = schemas[name]["allOf"].as_array().cloned() else {
+        return;
+    };
+    let mut properties = serde_json::Map::new();
+    let mut required: Vec<Value> = Vec::new();
+    for part in parts {
+        let part = match part["$ref"].as_str() {
+            Some(r) => schemas[r.rsplit('/').next().unwrap_or_default()].clone(),
+            None => part,
+        };
+        if let Some(p) = part["properties"].as_object() {
+            properties.extend(p.clone());
+        }
+        if let Some(r) = part["required"].as_array() {
+            required.extend(r.iter().cloned());
+        }
+    }
+    doc["components"]["schemas"][name] = json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    });
 }
 
 fn add_security_scheme(doc: &mut Value) {
@@ -217,7 +247,11 @@ fn add_text_rules(doc: &mut Value) {
 
     // Path parameters whose handlers check their shape.
     let slug = json!({"type": "string", "pattern": "^[a-z0-9_]{1,64}$"});
-    let rut = json!({"type": "string", "format": "rut", "pattern": rut_pattern()});
+    let rut = json!({"type": "string", "format": "rut", "pattern": rut_pattern(),
+                     "examples": ["12.345.678-5"]});
+    // What `idempotency` accepts: visible ASCII (a header value), not blank, 200 at most.
+    let idempotency_key = json!({"type": "string", "maxLength": 200,
+                                 "pattern": r"^[\t\x20-\x7E]*[\x21-\x7E][\t\x20-\x7E]*$"});
     let date = json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
     let month = json!({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"});
     let Some(paths) = doc["paths"].as_object_mut() else {
@@ -228,17 +262,20 @@ fn add_text_rules(doc: &mut Value) {
             continue;
         };
         for op in item.values_mut() {
-            let Some(params) = op["parameters"].as_array_mut() else {
+            let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
                 continue;
             };
-            for p in params.iter_mut().filter(|p| p["in"] == "path") {
-                let schema = match (path.as_str(), p["name"].as_str().unwrap_or_default()) {
-                    (_, "rut") => &rut,
-                    ("/api/v1/admin/departments/{id}" | "/api/v1/admin/case-types/{id}", "id") => {
-                        &slug
-                    }
-                    ("/api/v1/admin/holidays/{date}", "date") => &date,
-                    ("/api/v1/reports/monthly/{month}", "month") => &month,
+            for p in params.iter_mut() {
+                let key = (p["in"].as_str().unwrap_or_default(), path.as_str());
+                let schema = match (key, p["name"].as_str().unwrap_or_default()) {
+                    (("header", _), "Idempotency-Key") => &idempotency_key,
+                    (("path", _), "rut") => &rut,
+                    (
+                        ("path", "/api/v1/admin/departments/{id}" | "/api/v1/admin/case-types/{id}"),
+                        "id",
+                    ) => &slug,
+                    (("path", "/api/v1/admin/holidays/{date}"), "date") => &date,
+                    (("path", "/api/v1/reports/monthly/{month}"), "month") => &month,
                     _ => continue,
                 };
                 p["schema"] = schema.clone();

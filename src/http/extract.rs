@@ -48,7 +48,17 @@ where
                 ApiError::bad_request("unreadable_body", "the request body could not be read")
             }
         })?;
-        parse_json(&bytes).map(ApiJson)
+        let value = parse_json(&bytes)?;
+        // serde also reads a struct from an array of its fields in order (`[null, null]`);
+        // every body of this API is an object, as the document says.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "the body must be a JSON object",
+            ));
+        }
+        Ok(ApiJson(value))
     }
 }
 

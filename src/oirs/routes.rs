@@ -313,8 +313,9 @@ pub fn idempotency(
     let key = v
         .to_str()
         .ok()
+        .filter(|k| k.len() <= 200)
         .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_idempotency_key",

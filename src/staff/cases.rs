@@ -79,7 +79,7 @@ pub fn subject(description: &str) -> String {
 
 /// The inbox: cases filtered by status, department, type, overdue, due date or alert level.
 /// Lists carry no personal data; the detail view does (and is audited).
-#[utoipa::path(get, path = "/api/v1/staff/cases", tag = "staff", params(CaseFilter),
+#[utoipa::path(get, path = "/api/v1/staff/cases", tag = "staff", params(CaseFilter), operation_id = "list_cases",
     security(("bearer" = [])),
     responses((status = 200, body = Vec<CaseSummary>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
@@ -197,7 +197,7 @@ pub struct StaffCaseIn {
 
 /// Registers a case received by another channel (presencial, Oficina de Partes, e-mail,
 /// teléfono) with its real reception time, so the deadline counts from then.
-#[utoipa::path(post, path = "/api/v1/staff/cases", tag = "staff", request_body = StaffCaseIn,
+#[utoipa::path(post, path = "/api/v1/staff/cases", tag = "staff", request_body = StaffCaseIn, operation_id = "register_case",
     security(("bearer" = [])),
     responses((status = 201, body = Filed), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(

@@ -171,7 +171,7 @@ pub struct UserUpdate {
 }
 
 /// Staff users, without password hashes.
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), operation_id = "list_users",
     responses((status = 200, body = Vec<UserInfo>), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -182,7 +182,7 @@ pub async fn list(
 }
 
 /// Creates a staff user (password hashed with argon2id).
-#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = UserIn,
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = UserIn, operation_id = "create_user",
     security(("bearer" = [])),
     responses((status = 201, body = UserInfo), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -212,7 +212,7 @@ pub async fn create(
 }
 
 /// Changes a user's role, department, active flag or password.
-#[utoipa::path(put, path = "/api/v1/admin/users/{username}", tag = "admin", request_body = UserUpdate,
+#[utoipa::path(put, path = "/api/v1/admin/users/{username}", tag = "admin", request_body = UserUpdate, operation_id = "update_user",
     params(("username" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
