@@ -111,7 +111,7 @@ pub async fn put_department(
 }
 
 /// Case types with their deadlines.
-#[utoipa::path(get, path = "/api/v1/admin/case-types", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/case-types", tag = "admin", security(("bearer" = [])), operation_id = "admin_list_case_types",
     responses((status = 200, body = Vec<CaseType>)))]
 pub async fn list_case_types(
     State(state): State<AppState>,
