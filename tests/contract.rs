@@ -133,17 +133,26 @@ async fn openapi_lists_the_statuses_routes_answer(backend: Backend) {
         return;
     };
     let doc = openapi(&app).await;
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 
     // A staff route: no session → 401, the wrong role → 403.
     let s = statuses(&doc, "/api/v1/staff/cases", "get");
     for status in ["200", "401", "403", "422", "503"] {
-        assert!(s.contains(&status.to_string()), "GET /staff/cases lists {status}: {s:?}");
+        assert!(
+            s.contains(&status.to_string()),
+            "GET /staff/cases lists {status}: {s:?}"
+        );
     }
     // A body route: malformed JSON 400, too large 413, not JSON 415, a bad field 422.
     let s = statuses(&doc, "/api/v1/oirs/cases", "post");
     for status in ["201", "400", "409", "413", "415", "422", "429", "503"] {
-        assert!(s.contains(&status.to_string()), "POST /oirs/cases lists {status}: {s:?}");
+        assert!(
+            s.contains(&status.to_string()),
+            "POST /oirs/cases lists {status}: {s:?}"
+        );
     }
     // Error statuses carry the error body.
     assert_eq!(
@@ -188,9 +197,18 @@ async fn openapi_states_the_validators_rules(backend: Backend) {
     let doc = openapi(&app).await;
     let schemas = &doc["components"]["schemas"];
     // Lengths and ranges the handlers check.
-    assert_eq!(schemas["MessageIn"]["properties"]["text"]["maxLength"], 1000);
-    assert_eq!(schemas["CaseIn"]["properties"]["description"]["maxLength"], 5000);
-    assert_eq!(schemas["CaseTypeIn"]["properties"]["deadline_days"]["minimum"], 1);
+    assert_eq!(
+        schemas["MessageIn"]["properties"]["text"]["maxLength"],
+        1000
+    );
+    assert_eq!(
+        schemas["CaseIn"]["properties"]["description"]["maxLength"],
+        5000
+    );
+    assert_eq!(
+        schemas["CaseTypeIn"]["properties"]["deadline_days"]["minimum"],
+        1
+    );
     assert_eq!(schemas["UserIn"]["properties"]["password"]["minLength"], 10);
     assert_eq!(schemas["CaseIn"]["additionalProperties"], false);
     // Live values: the chat's buttons and the store's departments.

@@ -102,9 +102,13 @@ async fn view(
     error: Option<(String, String)>,
     values: HashMap<String, String>,
 ) -> PageResult {
-    let Json(s) = api::gather(State(state.clone()), c.user.clone(), ApiPath(rut.to_string()))
-        .await
-        .map_err(PageError)?;
+    let Json(s) = api::gather(
+        State(state.clone()),
+        c.user.clone(),
+        ApiPath(rut.to_string()),
+    )
+    .await
+    .map_err(PageError)?;
     let names = Names::load(&state.store)
         .await
         .map_err(|e| PageError(e.into()))?;

@@ -126,7 +126,14 @@ fn add_security_scheme(doc: &mut Value) {
 }
 
 /// Operations that never read the store (so never answer 503).
-const STORELESS: &[&str] = &["healthz", "metrics", "openapi", "menu", "list_rights", "list_topics"];
+const STORELESS: &[&str] = &[
+    "healthz",
+    "metrics",
+    "openapi",
+    "menu",
+    "list_rights",
+    "list_topics",
+];
 
 /// Paths behind the per-client-IP rate limit (the public routers).
 fn rate_limited(path: &str) -> bool {
@@ -148,18 +155,30 @@ fn add_common_responses(doc: &mut Value) {
                 continue;
             }
             let mut add: Vec<(&str, &str)> = Vec::new();
-            if op.get("security").is_some_and(|s| !s.as_array().is_some_and(|a| a.is_empty())) {
+            if op
+                .get("security")
+                .is_some_and(|s| !s.as_array().is_some_and(|a| a.is_empty()))
+            {
                 add.push(("401", "no valid session: missing, unknown or expired token"));
                 add.push(("403", "the user's role may not do this (or a cookie session without its X-CSRF-Token)"));
             }
             if op.get("requestBody").is_some() {
                 add.push(("400", "the body is not valid JSON"));
                 add.push(("413", "the body is larger than allowed"));
-                add.push(("415", "the body is not declared as JSON (Content-Type: application/json)"));
-                add.push(("422", "a field is missing, of the wrong type or not acceptable; `field` names it"));
+                add.push((
+                    "415",
+                    "the body is not declared as JSON (Content-Type: application/json)",
+                ));
+                add.push((
+                    "422",
+                    "a field is missing, of the wrong type or not acceptable; `field` names it",
+                ));
             }
             if typed_parameters(op) {
-                add.push(("422", "a parameter is of the wrong type or not acceptable; `field` names it"));
+                add.push((
+                    "422",
+                    "a parameter is of the wrong type or not acceptable; `field` names it",
+                ));
             }
             if rate_limited(path) {
                 add.push(("429", "too many requests from this client; see Retry-After"));
@@ -219,7 +238,11 @@ fn set(v: &mut Value, key: &str, value: Value) {
 /// Text rules that depend on trimming, which utoipa's attributes cannot spell.
 fn add_text_rules(doc: &mut Value) {
     let nonblank = nonblank();
-    for (schema, prop) in [("MessageIn", "text"), ("DepartmentIn", "name"), ("HolidayIn", "name")] {
+    for (schema, prop) in [
+        ("MessageIn", "text"),
+        ("DepartmentIn", "name"),
+        ("HolidayIn", "name"),
+    ] {
         set(property_mut(doc, schema, prop), "pattern", json!(nonblank));
     }
     let email = property_mut(doc, "DepartmentIn", "email");
@@ -231,10 +254,18 @@ fn add_text_rules(doc: &mut Value) {
         let email = property_mut(doc, schema, "email");
         set(email, "pattern", json!(email_pattern(Blank::WhiteSpace)));
         set(email, "maxLength", json!(254));
-        set(property_mut(doc, schema, "phone"), "pattern", json!(phone_pattern()));
+        set(
+            property_mut(doc, schema, "phone"),
+            "pattern",
+            json!(phone_pattern()),
+        );
     }
     let rut = property_mut(doc, "CaseIn", "rut");
-    set(rut, "pattern", json!(format!(r"^[{WS}]*([0-9.]+-?[0-9kK.]*[{WS}]*)?$")));
+    set(
+        rut,
+        "pattern",
+        json!(format!(r"^[{WS}]*([0-9.]+-?[0-9kK.]*[{WS}]*)?$")),
+    );
     let desc = property_mut(doc, "CaseIn", "description");
     set(desc, "pattern", json!(trimmed_at_least(10)));
     let name = property_mut(doc, "CaseIn", "name");
@@ -243,7 +274,11 @@ fn add_text_rules(doc: &mut Value) {
     set(name, "pattern", json!(trimmed_at_least(2)));
 
     let username = property_mut(doc, "UserIn", "username");
-    set(username, "pattern", json!(format!(r"^[{WS}]*[a-z0-9._\-]{{2,64}}[{WS}]*$")));
+    set(
+        username,
+        "pattern",
+        json!(format!(r"^[{WS}]*[a-z0-9._\-]{{2,64}}[{WS}]*$")),
+    );
 
     // Path parameters whose handlers check their shape.
     let slug = json!({"type": "string", "pattern": "^[a-z0-9_]{1,64}$"});
@@ -252,7 +287,8 @@ fn add_text_rules(doc: &mut Value) {
     // What `idempotency` accepts: visible ASCII (a header value), not blank, 200 at most.
     let idempotency_key = json!({"type": "string", "maxLength": 200,
                                  "pattern": r"^[\t\x20-\x7E]*[\x21-\x7E][\t\x20-\x7E]*$"});
-    let date = json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
+    let date =
+        json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
     let month = json!({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"});
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -271,7 +307,10 @@ fn add_text_rules(doc: &mut Value) {
                     (("header", _), "Idempotency-Key") => &idempotency_key,
                     (("path", _), "rut") => &rut,
                     (
-                        ("path", "/api/v1/admin/departments/{id}" | "/api/v1/admin/case-types/{id}"),
+                        (
+                            "path",
+                            "/api/v1/admin/departments/{id}" | "/api/v1/admin/case-types/{id}",
+                        ),
                         "id",
                     ) => &slug,
                     (("path", "/api/v1/admin/holidays/{date}"), "date") => &date,
@@ -314,9 +353,21 @@ fn add_live_values(doc: &mut Value, live: &Live) {
     );
 
     let rule = schema_mut(doc, "RoutingRule");
-    set(&mut rule["properties"]["case_type"], "enum", enum_of(&live.case_types, &["*"]));
-    set(&mut rule["properties"]["topic"], "enum", enum_of(&live.topics, &["*"]));
-    set(&mut rule["properties"]["department"], "enum", enum_of(&live.departments, &[]));
+    set(
+        &mut rule["properties"]["case_type"],
+        "enum",
+        enum_of(&live.case_types, &["*"]),
+    );
+    set(
+        &mut rule["properties"]["topic"],
+        "enum",
+        enum_of(&live.topics, &["*"]),
+    );
+    set(
+        &mut rule["properties"]["department"],
+        "enum",
+        enum_of(&live.departments, &[]),
+    );
 }
 
 /// A calendar date written exactly `YYYY-MM-DD`, as the document's `format: date` says

@@ -204,7 +204,10 @@ pub async fn validate(
         }
         None => None,
     };
-    let long_email = input.email.as_ref().is_some_and(|e| e.chars().count() > 254);
+    let long_email = input
+        .email
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > 254);
     let email = match opt(&input.email).map(|e| Email::parse(e).filter(|_| !long_email).ok_or(())) {
         Some(Ok(e)) => Some(e.as_str().to_string()),
         Some(Err(())) => {
@@ -228,7 +231,11 @@ pub async fn validate(
         None => None,
     };
     let address = opt(&input.address).map(String::from);
-    if input.address.as_ref().is_some_and(|a| a.chars().count() > 300) {
+    if input
+        .address
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 300)
+    {
         fail(
             "address",
             "La dirección es demasiado larga (300 caracteres como máximo).".into(),

@@ -294,7 +294,8 @@ pub struct HolidayIn {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, ApiError> {
-    crate::http::contract::iso_date(s).ok_or_else(|| ApiError::invalid("date", "expected YYYY-MM-DD"))
+    crate::http::contract::iso_date(s)
+        .ok_or_else(|| ApiError::invalid("date", "expected YYYY-MM-DD"))
 }
 
 /// Adds or renames a holiday (e.g. a new election day).

@@ -389,7 +389,10 @@ struct TrackForm {
 
 /// The tracking form (a folio in the address only fills it in: codes and RUTs travel in the
 /// body of a POST, never in an address, a browser history or a log).
-async fn track_form(State(state): State<AppState>, ApiQuery(q): ApiQuery<TrackPageQuery>) -> Response {
+async fn track_form(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<TrackPageQuery>,
+) -> Response {
     let folio = q.folio.unwrap_or_default();
     render(
         &state,

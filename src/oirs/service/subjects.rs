@@ -239,7 +239,8 @@ pub async fn rectify(
     let mut fields: Vec<(&str, Option<String>)> = Vec::new();
     let clean = |s: &Option<String>| s.as_deref().map(str::trim).map(String::from);
     // Lengths are counted as sent (the document's `maxLength`); the minimum once trimmed.
-    let too_long = |s: &Option<String>, max: usize| s.as_ref().is_some_and(|s| s.chars().count() > max);
+    let too_long =
+        |s: &Option<String>, max: usize| s.as_ref().is_some_and(|s| s.chars().count() > max);
     for (field, max) in [("name", 200), ("email", 254), ("address", 300)] {
         let value = match field {
             "name" => &r.name,
@@ -247,7 +248,10 @@ pub async fn rectify(
             _ => &r.address,
         };
         if too_long(value, max) {
-            return Err(OirsError::Invalid(field, format!("at most {max} characters")));
+            return Err(OirsError::Invalid(
+                field,
+                format!("at most {max} characters"),
+            ));
         }
     }
     if let Some(n) = clean(&r.name) {
