@@ -180,7 +180,9 @@ const EXPORT_SQL: &str =
 /// year of data never sits in memory.
 #[utoipa::path(get, path = "/api/v1/analytics/export", tag = "analytics", params(RangeQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "CSV or JSON array"), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "CSV (default) or, with `format=json`, a JSON array",
+                content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+              (status = 403, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     user: StaffUser,
@@ -369,7 +371,9 @@ pub fn render_report(
 /// OIRS figures.
 #[utoipa::path(get, path = "/api/v1/reports/monthly/{month}", tag = "analytics",
     params(("month" = String, Path, description = "YYYY-MM"), ReportQuery), security(("bearer" = [])),
-    responses((status = 200, description = "HTML, CSV or JSON"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "HTML (default), CSV or JSON",
+                content((String = "text/html"), (String = "text/csv"), (serde_json::Value = "application/json"))),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn monthly(
     State(state): State<AppState>,
     user: StaffUser,
