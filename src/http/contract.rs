@@ -273,11 +273,17 @@ fn add_text_rules(doc: &mut Value) {
     let name = property_mut(doc, "Rectification", "name");
     set(name, "pattern", json!(trimmed_at_least(2)));
     // A rectification changes at least one field (null is "leave it as it is").
-    let given = |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
+    let given =
+        |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
     set(
         schema_mut(doc, "Rectification"),
         "anyOf",
-        json!([given("name"), given("email"), given("phone"), given("address")]),
+        json!([
+            given("name"),
+            given("email"),
+            given("phone"),
+            given("address")
+        ]),
     );
 
     let username = property_mut(doc, "UserIn", "username");

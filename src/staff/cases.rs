@@ -199,7 +199,8 @@ pub struct StaffCaseIn {
 /// teléfono) with its real reception time, so the deadline counts from then.
 #[utoipa::path(post, path = "/api/v1/staff/cases", tag = "staff", request_body = StaffCaseIn, operation_id = "register_case",
     security(("bearer" = [])),
-    responses((status = 201, body = Filed), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Filed), (status = 200, body = Filed, description = "replay"),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     user: StaffUser,

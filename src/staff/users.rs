@@ -214,7 +214,9 @@ pub async fn create(
 /// Changes a user's role, department, active flag or password.
 #[utoipa::path(put, path = "/api/v1/admin/users/{username}", tag = "admin", request_body = UserUpdate, operation_id = "update_user",
     params(("username" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "an administrator may not demote or deactivate themself"),
+              (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     user: StaffUser,
