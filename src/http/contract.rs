@@ -397,3 +397,126 @@ pub fn iso_date(s: &str) -> Option<chrono::NaiveDate> {
         .then(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The patterns must say exactly what the validators do: a string the pattern refuses is
+    //! one the validator refuses, and the other way round (the contract check sends both).
+    use super::*;
+    use crate::oirs::domain::{Email, Phone};
+    use crate::oirs::Rut;
+
+    fn re(pattern: &str) -> regex::Regex {
+        regex::Regex::new(pattern).expect("pattern compiles")
+    }
+
+    const SAMPLES: &[&str] = &[
+        "",
+        " ",
+        "\t\n",
+        "\u{a0}",
+        "\u{3000}x",
+        "\u{1c}",
+        "a",
+        "ab",
+        " ab ",
+        "a b",
+        "0123456789",
+        "  0123456789  ",
+        "         a",
+        "ana@tome.cl",
+        " Ana@Tome.CL ",
+        "ana@tome",
+        "a b@tome.cl",
+        "ana@@tome.cl",
+        "ana@tome..cl",
+        "@tome.cl",
+        "ana@.cl",
+        "ana@tome.cl.",
+        "(@a.b",
+        "ñ@tome.cl",
+        "ana@tome.cl\n",
+        "ana\u{7f}@tome.cl",
+        "+56 9 8765 4321",
+        "987654321",
+        "(41) 240 6400",
+        "56-41-2406400",
+        "087654321",
+        "12345",
+        "+1 555 123 4567",
+        "9876 abc 21",
+        " 987654321 ",
+        "12.345.678-5",
+        "12345678-5",
+        "123456785",
+        "12.345.678-K",
+        "1-9",
+        "x12345678-5",
+    ];
+
+    #[test]
+    fn text_rules_match_trim() {
+        let nonblank = re(&nonblank());
+        let ten = re(&trimmed_at_least(10));
+        let two = re(&trimmed_at_least(2));
+        for s in SAMPLES {
+            let n = s.trim().chars().count();
+            assert_eq!(nonblank.is_match(s), n > 0, "nonblank {s:?}");
+            assert_eq!(ten.is_match(s), n >= 10, "at least 10 {s:?}");
+            assert_eq!(two.is_match(s), n >= 2, "at least 2 {s:?}");
+        }
+    }
+
+    #[test]
+    fn email_and_phone_patterns_match_their_parsers() {
+        let email = re(&email_pattern(Blank::WhiteSpace));
+        let email_or_empty = re(&email_pattern(Blank::Empty));
+        let phone = re(&phone_pattern());
+        for s in SAMPLES {
+            let blank = s.trim().is_empty();
+            assert_eq!(
+                email.is_match(s),
+                blank || Email::parse(s).is_some(),
+                "email {s:?}"
+            );
+            assert_eq!(
+                email_or_empty.is_match(s),
+                s.is_empty() || Email::parse(s).is_some(),
+                "email or empty {s:?}"
+            );
+            assert_eq!(
+                phone.is_match(s),
+                blank || Phone::parse(s.trim()).is_some(),
+                "phone {s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rut_pattern_admits_every_rut() {
+        let rut = re(&rut_pattern());
+        for s in SAMPLES {
+            if Rut::parse(s).is_ok() {
+                assert!(rut.is_match(s), "a valid RUT the pattern refuses: {s:?}");
+            }
+            if !rut.is_match(s) {
+                assert!(Rut::parse(s).is_err(), "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dates_are_written_in_full() {
+        assert!(iso_date("2026-04-01").is_some());
+        for bad in [
+            "2026-4-1",
+            "2026-04-1",
+            "+2026-04-01",
+            "2026-02-30",
+            "2026/04/01",
+            "",
+        ] {
+            assert!(iso_date(bad).is_none(), "{bad}");
+        }
+    }
+}
