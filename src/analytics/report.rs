@@ -103,10 +103,7 @@ pub struct MonthlyReport {
 
 /// First and last day of a `YYYY-MM` month.
 pub fn month_bounds(month: &str) -> Option<(NaiveDate, NaiveDate)> {
-    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
-    if month.len() != 7 {
-        return None;
-    }
+    let first = crate::http::contract::iso_date(&format!("{month}-01"))?;
     let last = first.checked_add_months(Months::new(1))?.pred_opt()?;
     Some((first, last))
 }

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,7 @@ use super::recorder::WEEKDAYS;
 use super::{render, report};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiResult};
+use crate::http::{ApiError, ApiPath, ApiQuery, ApiResult};
 use crate::staff::auth::{Role, StaffUser};
 use crate::with_pool;
 
@@ -33,13 +33,18 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
-    /// First local date (YYYY-MM-DD), inclusive; default 30 days before `to`.
+    /// First local date (YYYY-MM-DD), inclusive; default 30 days before `to`. At most ten
+    /// years before `to`.
+    #[param(value_type = Option<NaiveDate>)]
     pub from: Option<String>,
     /// Last local date, inclusive; default today.
+    #[param(value_type = Option<NaiveDate>)]
     pub to: Option<String>,
     pub group_by: Option<GroupBy>,
-    /// json (default) or csv.
+    /// interactions: json (default) or csv; export: csv (default) or json.
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
     /// With csv: the variant a Chilean Excel opens in columns (`;`, decimal commas, BOM).
     #[serde(default)]
@@ -49,8 +54,8 @@ pub struct RangeQuery {
 fn parse_day(field: &str, s: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
     s.as_deref()
         .map(|v| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| ApiError::invalid(field, "expected a date like 2026-04-20"))
+            crate::http::contract::iso_date(v)
+                .ok_or_else(|| ApiError::invalid(field, "expected a date like 2026-04-20"))
         })
         .transpose()
 }
@@ -97,11 +102,13 @@ fn attachment(content_type: &'static str, name: String, body: impl Into<Body>) -
 /// menu button (sub-options nested with their share within the parent).
 #[utoipa::path(get, path = "/api/v1/analytics/interactions", tag = "analytics", params(RangeQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = Aggregate), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "the groups (JSON), or the same table as CSV with `format=csv`",
+                content((Aggregate = "application/json"), (String = "text/csv"))),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn interactions(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Response> {
     user.require(ROLES)?;
     let (from, to) = range(&state, &q)?;
@@ -173,11 +180,13 @@ const EXPORT_SQL: &str =
 /// year of data never sits in memory.
 #[utoipa::path(get, path = "/api/v1/analytics/export", tag = "analytics", params(RangeQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "CSV or JSON array"), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "CSV (default) or, with `format=json`, a JSON array",
+                content((String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
+              (status = 403, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Response> {
     user.require(ROLES)?;
     let (from, to) = range(&state, &q)?;
@@ -300,8 +309,10 @@ impl ExportRow {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// html (default), csv or json.
+    #[param(pattern = "^(html|csv|json)$")]
     pub format: Option<String>,
     /// With csv: the variant a Chilean Excel opens in columns (`;`, decimal commas, BOM).
     #[serde(default)]
@@ -360,12 +371,14 @@ pub fn render_report(
 /// OIRS figures.
 #[utoipa::path(get, path = "/api/v1/reports/monthly/{month}", tag = "analytics",
     params(("month" = String, Path, description = "YYYY-MM"), ReportQuery), security(("bearer" = [])),
-    responses((status = 200, description = "HTML, CSV or JSON"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "HTML (default), CSV or JSON",
+                content((String = "text/html"), (String = "text/csv"), (serde_json::Value = "application/json"))),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn monthly(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(month): Path<String>,
-    Query(q): Query<ReportQuery>,
+    ApiPath(month): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Response> {
     user.require(ROLES)?;
     let format = format_of(&q.format, &["html", "csv", "json"])?;

@@ -1,6 +1,6 @@
 //! Chat HTTP endpoints (public, rate limited) and the admin catalog reload.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use super::{Decision, Match, MenuNode, Reply};
 use crate::analytics::{mask_personal_data, Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiResult, PublicLimit};
 use crate::staff::auth::{Role, StaffUser};
 
 pub const MAX_TEXT_CHARS: usize = 1000;
@@ -38,8 +38,9 @@ pub struct SessionCreated {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
-    /// Free text, 1 to 1,000 characters.
+    /// Free text: at most 1,000 characters, not all white space.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub text: Option<String>,
     /// A button id from a previous reply or the menu.
     #[serde(default)]
@@ -93,7 +94,7 @@ pub async fn create_session(
                (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn post_message(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
     ApiJson(input): ApiJson<MessageIn>,
 ) -> ApiResult<Json<MessageOut>> {
     let input = Input::parse(input)?;
@@ -186,7 +187,8 @@ impl Input {
                 if trimmed.is_empty() {
                     return Err(ApiError::invalid("text", "the message is empty"));
                 }
-                if trimmed.chars().count() > MAX_TEXT_CHARS {
+                // Counted as sent, so the limit is the document's `maxLength`.
+                if t.chars().count() > MAX_TEXT_CHARS {
                     return Err(ApiError::invalid(
                         "text",
                         format!("the message is longer than {MAX_TEXT_CHARS} characters"),

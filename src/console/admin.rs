@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{local_millis, notice, see_other, Console, PageError, PageResult};
 use crate::app::AppState;
-use crate::http::{ApiError, ApiJson};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::oirs::calendar::Clock;
 use crate::oirs::service::{self, RoutingRule};
 use crate::staff::admin::{
@@ -120,7 +120,7 @@ async fn users_view(
 async fn users_page(
     State(state): State<AppState>,
     c: Console,
-    Query(n): Query<Notice>,
+    ApiQuery(n): ApiQuery<Notice>,
 ) -> PageResult {
     users_view(&state, &c, n.ok.as_deref(), None).await
 }
@@ -153,7 +153,7 @@ async fn user_create(
 async fn user_update(
     State(state): State<AppState>,
     c: Console,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     c.verify(&form)?;
@@ -167,7 +167,7 @@ async fn user_update(
         users::update(
             State(state.clone()),
             c.user.clone(),
-            Path(username),
+            ApiPath(username),
             ApiJson(input),
         )
         .await
@@ -212,7 +212,7 @@ async fn params_view(
 async fn params_page(
     State(state): State<AppState>,
     c: Console,
-    Query(n): Query<Notice>,
+    ApiQuery(n): ApiQuery<Notice>,
 ) -> PageResult {
     params_view(&state, &c, n.ok.as_deref(), None).await
 }
@@ -235,7 +235,7 @@ async fn params_change(
                     email: f("correo"),
                     active: form.contains_key("activo"),
                 };
-                api::put_department(s(), u(), Path(f("id")), ApiJson(d))
+                api::put_department(s(), u(), ApiPath(f("id")), ApiJson(d))
                     .await
                     .map(drop)
             }
@@ -248,7 +248,7 @@ async fn params_change(
                     extension_days: int(&form, "prorroga")?,
                     active: form.contains_key("activo"),
                 };
-                api::put_case_type(s(), u(), Path(f("id")), ApiJson(t))
+                api::put_case_type(s(), u(), ApiPath(f("id")), ApiJson(t))
                     .await
                     .map(drop)
             }
@@ -260,16 +260,16 @@ async fn params_change(
                 };
                 api::put_rule(s(), u(), ApiJson(r)).await.map(drop)
             }
-            "borrar_regla" => api::delete_rule(s(), u(), Path((f("tipo"), f("tema"))))
+            "borrar_regla" => api::delete_rule(s(), u(), ApiPath((f("tipo"), f("tema"))))
                 .await
                 .map(drop),
             "feriado" => {
                 let h = HolidayIn { name: f("nombre") };
-                api::put_holiday(s(), u(), Path(f("fecha")), ApiJson(h))
+                api::put_holiday(s(), u(), ApiPath(f("fecha")), ApiJson(h))
                     .await
                     .map(drop)
             }
-            "borrar_feriado" => api::delete_holiday(s(), u(), Path(f("fecha")))
+            "borrar_feriado" => api::delete_holiday(s(), u(), ApiPath(f("fecha")))
                 .await
                 .map(drop),
             _ => Err(ApiError::invalid("que", "cambio desconocido")),
@@ -314,7 +314,7 @@ async fn catalog_view(
 async fn catalog_page(
     State(state): State<AppState>,
     c: Console,
-    Query(n): Query<Notice>,
+    ApiQuery(n): ApiQuery<Notice>,
 ) -> PageResult {
     catalog_view(&state, &c, n.ok.as_deref(), None).await
 }
@@ -350,13 +350,13 @@ struct OutboxPageQuery {
 async fn outbox_page(
     State(state): State<AppState>,
     c: Console,
-    Query(q): Query<OutboxPageQuery>,
+    ApiQuery(q): ApiQuery<OutboxPageQuery>,
 ) -> PageResult {
     let status = q.estado.clone().filter(|s| !s.is_empty());
     let out = api::list_outbox(
         State(state.clone()),
         c.user.clone(),
-        Query(OutboxQuery {
+        ApiQuery(OutboxQuery {
             status: status.clone(),
             limit: Some(200),
         }),
@@ -391,11 +391,11 @@ async fn outbox_page(
 async fn outbox_retry(
     State(state): State<AppState>,
     c: Console,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     c.verify(&form)?;
-    api::retry_outbox(State(state.clone()), c.user.clone(), Path(id)).await?;
+    api::retry_outbox(State(state.clone()), c.user.clone(), ApiPath(id)).await?;
     Ok(see_other("/staff/admin/envios?estado=pending", "reintento"))
 }
 
@@ -411,7 +411,7 @@ struct AuditPageQuery {
 async fn audit_page(
     State(state): State<AppState>,
     c: Console,
-    Query(q): Query<AuditPageQuery>,
+    ApiQuery(q): ApiQuery<AuditPageQuery>,
 ) -> PageResult {
     let clean = |v: &Option<String>| {
         v.as_deref()
@@ -425,7 +425,7 @@ async fn audit_page(
         action: clean(&q.accion),
         limit: Some(500),
     };
-    let rows = api::list_audit(State(state.clone()), c.user.clone(), Query(query))
+    let rows = api::list_audit(State(state.clone()), c.user.clone(), ApiQuery(query))
         .await?
         .0;
     let rows: Vec<Value> = rows

@@ -1,7 +1,7 @@
 //! Console analytics for analysts and admins: interactions by hour, weekday, day, month and
 //! menu button over a date range (charts plus the numbers as tables), and the monthly report.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
@@ -14,7 +14,7 @@ use crate::analytics::aggregate::{self, Group, GroupBy};
 use crate::analytics::render;
 use crate::analytics::report::pct;
 use crate::app::AppState;
-use crate::http::ApiError;
+use crate::http::{ApiError, ApiQuery};
 use crate::staff::auth::Role;
 
 const ROLES: &[Role] = &[Role::Analyst, Role::Admin];
@@ -57,7 +57,7 @@ fn rows(groups: &[Group], label: &dyn Fn(&str) -> String) -> Vec<Value> {
 async fn page(
     State(state): State<AppState>,
     c: Console,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> PageResult {
     c.require(ROLES)?;
     let to = day("hasta", &q.hasta)?.unwrap_or_else(|| state.today());
@@ -153,7 +153,7 @@ struct ReportQuery {
 }
 
 /// Sends the browser to the monthly report of the API (same session cookie).
-async fn report(c: Console, Query(q): Query<ReportQuery>) -> PageResult {
+async fn report(c: Console, ApiQuery(q): ApiQuery<ReportQuery>) -> PageResult {
     c.require(ROLES)?;
     let mes = q.mes.unwrap_or_default();
     let ok = mes.len() == 7 && crate::analytics::report::month_bounds(&mes).is_some();

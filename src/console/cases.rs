@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{date_cl, local_time, notice, see_other, Console, PageResult};
 use crate::app::AppState;
-use crate::http::{ApiError, ApiJson};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::oirs::domain::{transition, Channel, EventKind, Status};
 use crate::oirs::service::{self, CaseFilter, EventIn};
 use crate::staff::auth::Role;
@@ -69,7 +69,7 @@ async fn cases_for(
         limit: Some(5000),
         ..CaseFilter::default()
     };
-    let mut rows = api::list(State(state.clone()), c.user.clone(), Query(filter))
+    let mut rows = api::list(State(state.clone()), c.user.clone(), ApiQuery(filter))
         .await?
         .0;
     match q.orden.as_deref().unwrap_or("vence") {
@@ -85,7 +85,7 @@ async fn cases_for(
 async fn inbox(
     State(state): State<AppState>,
     c: Console,
-    Query(q): Query<InboxQuery>,
+    ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> PageResult {
     c.require(CASE_ROLES)?;
     let rows = cases_for(&state, &c, &q).await?;
@@ -161,7 +161,7 @@ async fn inbox(
 async fn export(
     State(state): State<AppState>,
     c: Console,
-    Query(q): Query<InboxQuery>,
+    ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> PageResult {
     c.require(CASE_ROLES)?;
     let rows = cases_for(&state, &c, &q).await?;
@@ -242,8 +242,8 @@ struct DetailQuery {
 async fn detail(
     State(state): State<AppState>,
     c: Console,
-    Path(folio): Path<String>,
-    Query(q): Query<DetailQuery>,
+    ApiPath(folio): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
 ) -> PageResult {
     show(&state, &c, &folio, notice(q.ok.as_deref()), None, false).await
 }
@@ -262,7 +262,7 @@ async fn show(
     let d = api::detail(
         State(state.clone()),
         c.user.clone(),
-        Path(folio.to_string()),
+        ApiPath(folio.to_string()),
     )
     .await?
     .0;
@@ -369,7 +369,7 @@ async fn show(
 async fn act(
     State(state): State<AppState>,
     c: Console,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     c.verify(&form)?;
@@ -401,7 +401,7 @@ async fn act(
     match api::add_event(
         State(state.clone()),
         c.user.clone(),
-        Path(folio.clone()),
+        ApiPath(folio.clone()),
         ApiJson(ev),
     )
     .await

@@ -11,7 +11,7 @@ mod subjects;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,7 +21,7 @@ use minijinja::{context, Environment, Value};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::http::{ApiError, PublicLimit};
+use crate::http::{ApiError, ApiQuery, PublicLimit};
 use crate::staff::auth::{self, Role, StaffUser};
 use crate::staff::routes::{authenticate, session_cookie};
 use crate::store::StoreError;
@@ -367,7 +367,7 @@ fn login_view(state: &AppState, next: &str, message: Option<&str>, username: &st
     }
 }
 
-async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+async fn login_page(State(state): State<AppState>, ApiQuery(q): ApiQuery<LoginQuery>) -> Response {
     let message = match q.motivo.as_deref() {
         Some("expirada") => Some("Su sesión expiró. Ingrese nuevamente."),
         Some("salida") => Some("Cerró su sesión."),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{date_cl, local_time, Console, PageError, PageResult};
 use crate::app::AppState;
-use crate::http::{ApiError, ApiJson};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::oirs::domain::DataRight;
 use crate::oirs::service::{Names, Rectification};
 use crate::oirs::Rut;
@@ -36,7 +36,7 @@ struct SearchQuery {
 async fn search(
     State(state): State<AppState>,
     c: Console,
-    Query(q): Query<SearchQuery>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> PageResult {
     if !api::may_handle(&state, &c.user).await.map_err(PageError)? {
         return Err(PageError(ApiError::forbidden()));
@@ -62,9 +62,9 @@ async fn search(
 async fn export(
     State(state): State<AppState>,
     c: Console,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
 ) -> Result<Response, PageError> {
-    let Json(subject) = api::gather(State(state), c.user.clone(), Path(rut))
+    let Json(subject) = api::gather(State(state), c.user.clone(), ApiPath(rut))
         .await
         .map_err(PageError)?;
     let body = serde_json::to_string_pretty(&subject).unwrap_or_default();
@@ -88,8 +88,8 @@ async fn export(
 async fn show(
     State(state): State<AppState>,
     c: Console,
-    Path(rut): Path<String>,
-    Query(q): Query<SearchQuery>,
+    ApiPath(rut): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> PageResult {
     view(&state, &c, &rut, q.ok.as_deref(), None, HashMap::new()).await
 }
@@ -102,9 +102,13 @@ async fn view(
     error: Option<(String, String)>,
     values: HashMap<String, String>,
 ) -> PageResult {
-    let Json(s) = api::gather(State(state.clone()), c.user.clone(), Path(rut.to_string()))
-        .await
-        .map_err(PageError)?;
+    let Json(s) = api::gather(
+        State(state.clone()),
+        c.user.clone(),
+        ApiPath(rut.to_string()),
+    )
+    .await
+    .map_err(PageError)?;
     let names = Names::load(&state.store)
         .await
         .map_err(|e| PageError(e.into()))?;
@@ -179,7 +183,7 @@ async fn view(
 async fn act(
     State(state): State<AppState>,
     c: Console,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     c.verify(&form)?;
@@ -192,7 +196,7 @@ async fn act(
     let action = f("accion");
     let s = || State(state.clone());
     let u = || c.user.clone();
-    let p = || Path(rut.clone());
+    let p = || ApiPath(rut.clone());
     let result: Result<&str, ApiError> = match action.as_str() {
         "rectificar" => {
             let r = Rectification {

@@ -1,8 +1,15 @@
-//! A JSON extractor whose rejections use the SPEC error body: malformed JSON → 400,
-//! a missing or mistyped field → 422 naming the field, an oversized body → 413.
+//! Extractors whose rejections use the SPEC error body, so no request is ever answered with
+//! axum's plain-text rejections:
+//! - `ApiJson`: a body that is not declared JSON → 415, malformed JSON → 400, a missing or
+//!   mistyped field → 422 naming the field, an oversized body → 413;
+//! - `ApiPath`: a path parameter of the wrong type (`/outbox/abc/retry`) → 422 naming it;
+//! - `ApiQuery`: a query parameter of the wrong type or an unknown value → 422 naming it.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -28,7 +35,8 @@ where
             })
             .unwrap_or(false);
         if !json_type {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_content_type",
                 "expected a JSON body with Content-Type: application/json",
             ));
@@ -40,7 +48,17 @@ where
                 ApiError::bad_request("unreadable_body", "the request body could not be read")
             }
         })?;
-        parse_json(&bytes).map(ApiJson)
+        let value = parse_json(&bytes)?;
+        // serde also reads a struct from an array of its fields in order (`[null, null]`);
+        // every body of this API is an object, as the document says.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "the body must be a JSON object",
+            ));
+        }
+        Ok(ApiJson(value))
     }
 }
 
@@ -91,6 +109,118 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     }
+}
+
+/// Path parameters, deserialized as axum's `Path` does; a value of the wrong type answers 422
+/// naming the parameter instead of axum's plain-text 400.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(rej) => {
+                let route = parts.extensions.get::<MatchedPath>().map(|m| m.as_str());
+                Err(path_rejection(rej, route))
+            }
+        }
+    }
+}
+
+/// The names of a route's parameters, in order: `/a/{x}/b/{y}` → `["x", "y"]`.
+fn route_params(route: &str) -> Vec<&str> {
+    route
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.trim_start_matches('*'))
+        .collect()
+}
+
+fn path_rejection(rej: PathRejection, route: Option<&str>) -> ApiError {
+    let PathRejection::FailedToDeserializePathParams(err) = rej else {
+        return ApiError::internal(rej.body_text());
+    };
+    let params = route.map(route_params).unwrap_or_default();
+    let invalid = |name: Option<&str>, value: &str, expected: &str| {
+        let name = name.unwrap_or("path");
+        ApiError::invalid(
+            name,
+            format!("the path parameter {name} must be {expected}, not {value:?}"),
+        )
+    };
+    match err.kind() {
+        ErrorKind::ParseErrorAtKey {
+            key,
+            value,
+            expected_type,
+        } => invalid(Some(key), value, expected_of(expected_type)),
+        ErrorKind::ParseErrorAtIndex {
+            index,
+            value,
+            expected_type,
+        } => invalid(
+            params.get(*index).copied(),
+            value,
+            expected_of(expected_type),
+        ),
+        ErrorKind::ParseError {
+            value,
+            expected_type,
+        } => invalid(params.first().copied(), value, expected_of(expected_type)),
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            ApiError::invalid(key, "the path parameter is not valid UTF-8")
+        }
+        ErrorKind::DeserializeError { key, message, .. } => {
+            ApiError::invalid(key, strip_position(message))
+        }
+        _ => ApiError::internal(err.body_text()),
+    }
+}
+
+/// How a Rust type reads in an error message.
+fn expected_of(rust_type: &str) -> &'static str {
+    match rust_type {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer in range",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer in range",
+        "f32" | "f64" => "a number",
+        "bool" => "true or false",
+        _ => "a valid value",
+    }
+}
+
+/// Query parameters, deserialized as axum's `Query` does; a wrong type or an unknown value
+/// answers 422 naming the parameter instead of axum's plain-text 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or("")).map(ApiQuery)
+    }
+}
+
+/// Parses a query string as `T`, naming the offending parameter when it fails.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|err| {
+        let path = err.path().to_string();
+        let msg = err.into_inner().to_string();
+        let field = field_from_message(&msg)
+            .or_else(|| (path != "." && !path.is_empty()).then_some(path))
+            .unwrap_or_else(|| "query".into());
+        ApiError::invalid(&field, format!("query parameter {field}: {msg}"))
+    })
 }
 
 /// serde reports missing/unknown fields only in its message: "missing field `text`".

@@ -1,5 +1,6 @@
 //! HTTP: the router assembled from one router per capability, shared layers, and `serve`.
 
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -23,7 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
-pub use extract::ApiJson;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 
 use crate::app::AppState;
 

@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
+use super::contract;
 use super::error::ApiError;
 use crate::app::AppState;
 
@@ -54,11 +55,55 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// This document.
+/// This document. Fields that name catalog or database entries (chat buttons, case types,
+/// topics, departments) list this deployment's values.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3 document")))]
-pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    let live = match live_values(&state).await {
+        Ok(live) => Some(live),
+        Err(e) => {
+            // The document stays available without the store; only the live lists are missing.
+            tracing::warn!(error = %e, "openapi: live values unavailable");
+            None
+        }
+    };
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    Json(contract::document(doc, live.as_ref()))
+}
+
+async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::StoreError> {
+    let engine = state.chat.engine();
+    let catalog = &engine.catalog;
+    let today = state.today();
+    let mut buttons = vec![crate::chat::engine::MENU_BUTTON.to_string()];
+    buttons.extend(catalog.botonera.buttons.keys().cloned());
+    buttons.extend(
+        catalog
+            .intents
+            .iter()
+            .filter(|i| i.valid_on(today))
+            .map(|i| format!("{}{}", crate::chat::engine::INTENT_BUTTON_PREFIX, i.id)),
+    );
+    buttons.sort();
+    let mut topics: Vec<String> = catalog.topic_ids().map(String::from).collect();
+    topics.sort();
+    let case_types = crate::oirs::service::case_types(&state.store)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let departments = crate::oirs::service::departments(&state.store)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    Ok(contract::Live {
+        buttons,
+        case_types,
+        topics,
+        departments,
+    })
 }
 
 #[derive(OpenApi)]

@@ -45,7 +45,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_lowercase();
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.chars().count() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return None;
         }
         let (user, domain) = s.split_once('@')?;

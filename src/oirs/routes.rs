@@ -1,6 +1,6 @@
 //! Public OIRS endpoints: parameters, filing (web form and chat) and tracking.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,9 +15,8 @@ use crate::analytics::{Interaction, InteractionKind};
 use crate::app::AppState;
 use crate::http::error::{ErrorBody, FieldError};
 use crate::http::throttle::{ClientAddr, Throttle};
-use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, PublicLimit};
 
-/// Failed tracking attempts on one folio before it is locked for a while.
 /// Wrong tracking guesses: five free per client and folio, then waits from 2 s doubling up to
 /// 15 minutes; a client failing 30 times on any folios waits for all of them. The resident
 /// keeps access whatever strangers try.
@@ -122,8 +121,13 @@ pub struct CaseIn {
     #[serde(rename = "type")]
     pub case_type: String,
     pub topic: String,
+    /// 10 to 5,000 characters (at least 10 once trimmed).
+    #[schema(max_length = 5000)]
     pub description: String,
+    /// 2 to 200 characters (at least 2 once trimmed).
+    #[schema(max_length = 200)]
     pub name: String,
+    /// Required for `datos_personales`; the check digit must be right.
     #[serde(default)]
     pub rut: Option<String>,
     #[serde(default)]
@@ -131,6 +135,7 @@ pub struct CaseIn {
     #[serde(default)]
     pub phone: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 300)]
     pub address: Option<String>,
     #[serde(default)]
     pub chat_session_id: Option<String>,
@@ -187,15 +192,16 @@ pub async fn validate(
         };
         fail("topic", message);
     }
+    // Lengths are counted as sent (the document's `maxLength`); minimums once trimmed.
     let description = input.description.trim();
-    if !(10..=5000).contains(&description.chars().count()) {
+    if description.chars().count() < 10 || input.description.chars().count() > 5000 {
         fail(
             "description",
             "Describa su caso en 10 a 5.000 caracteres.".into(),
         );
     }
     let name = input.name.trim();
-    if !(2..=200).contains(&name.chars().count()) {
+    if name.chars().count() < 2 || input.name.chars().count() > 200 {
         fail("name", "Escriba su nombre (2 a 200 caracteres).".into());
     }
     let rut = match opt(&input.rut).map(Rut::parse) {
@@ -206,7 +212,11 @@ pub async fn validate(
         }
         None => None,
     };
-    let email = match opt(&input.email).map(|e| Email::parse(e).ok_or(())) {
+    let long_email = input
+        .email
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > 254);
+    let email = match opt(&input.email).map(|e| Email::parse(e).filter(|_| !long_email).ok_or(())) {
         Some(Ok(e)) => Some(e.as_str().to_string()),
         Some(Err(())) => {
             fail(
@@ -229,7 +239,11 @@ pub async fn validate(
         None => None,
     };
     let address = opt(&input.address).map(String::from);
-    if address.as_ref().is_some_and(|a| a.chars().count() > 300) {
+    if input
+        .address
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 300)
+    {
         fail(
             "address",
             "La dirección es demasiado larga (300 caracteres como máximo).".into(),
@@ -314,8 +328,9 @@ pub fn idempotency(
     let key = v
         .to_str()
         .ok()
+        .filter(|k| k.len() <= 200)
         .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_idempotency_key",
@@ -396,6 +411,7 @@ pub async fn file_case(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrackQuery {
     /// The tracking code given at filing.
     pub code: Option<String>,
@@ -439,8 +455,8 @@ pub struct TrackOut {
 pub async fn track_case(
     State(state): State<AppState>,
     client: ClientAddr,
-    Path(folio): Path<String>,
-    Query(q): Query<TrackQuery>,
+    ApiPath(folio): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TrackQuery>,
 ) -> ApiResult<Json<TrackOut>> {
     Ok(Json(lookup(&state, client, &folio, &q).await?))
 }
@@ -464,7 +480,7 @@ pub struct TrackIn {
 pub async fn track_case_post(
     State(state): State<AppState>,
     client: ClientAddr,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
     ApiJson(input): ApiJson<TrackIn>,
 ) -> ApiResult<Json<TrackOut>> {
     let q = TrackQuery {

@@ -1,7 +1,7 @@
 //! Administration: departments, case types, routing rules, holidays, the outbox and the
 //! audit log. Admins only (the coordinator may read the outbox state).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::oirs::calendar::Clock;
 use crate::oirs::service::{self, CaseType, Department, Holiday, RoutingRule};
 use crate::outbox::{self, OutboxMessage};
@@ -61,7 +61,9 @@ pub async fn list_departments(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentIn {
+    /// Not blank.
     pub name: String,
+    /// An e-mail address, or empty for none.
     #[serde(default)]
     pub email: String,
     #[serde(default = "yes")]
@@ -79,7 +81,7 @@ fn yes() -> bool {
 pub async fn put_department(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(d): ApiJson<DepartmentIn>,
 ) -> ApiResult<Json<Department>> {
     user.require(&[Role::Admin])?;
@@ -92,7 +94,9 @@ pub async fn put_department(
     if d.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "required"));
     }
-    if !d.email.is_empty() && crate::oirs::domain::Email::parse(&d.email).is_none() {
+    if !d.email.is_empty()
+        && (d.email.chars().count() > 254 || crate::oirs::domain::Email::parse(&d.email).is_none())
+    {
         return Err(ApiError::invalid("email", "not an e-mail address"));
     }
     let dep = Department {
@@ -107,7 +111,7 @@ pub async fn put_department(
 }
 
 /// Case types with their deadlines.
-#[utoipa::path(get, path = "/api/v1/admin/case-types", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/case-types", tag = "admin", security(("bearer" = [])), operation_id = "admin_list_case_types",
     responses((status = 200, body = Vec<CaseType>)))]
 pub async fn list_case_types(
     State(state): State<AppState>,
@@ -127,9 +131,13 @@ pub struct CaseTypeIn {
     #[serde(default)]
     pub clock: Option<Clock>,
     #[serde(alias = "term_days")]
+    #[schema(minimum = 1, maximum = 365)]
     pub deadline_days: i32,
+    /// Days before the due date when the case enters alert; less than `deadline_days`.
+    #[schema(minimum = 0, maximum = 364)]
     pub alert_days: i32,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 365)]
     pub extension_days: i32,
     #[serde(default = "yes")]
     pub active: bool,
@@ -143,7 +151,7 @@ pub struct CaseTypeIn {
 pub async fn put_case_type(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(t): ApiJson<CaseTypeIn>,
 ) -> ApiResult<Json<CaseType>> {
     user.require(&[Role::Admin])?;
@@ -245,7 +253,7 @@ pub async fn put_rule(
 pub async fn delete_rule(
     State(state): State<AppState>,
     user: StaffUser,
-    Path((case_type, topic)): Path<(String, String)>,
+    ApiPath((case_type, topic)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     if case_type == "*" && topic == "*" {
@@ -281,12 +289,13 @@ pub async fn list_holidays(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HolidayIn {
+    /// Not blank.
     pub name: String,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid("date", "expected YYYY-MM-DD"))
+    crate::http::contract::iso_date(s)
+        .ok_or_else(|| ApiError::invalid("date", "expected YYYY-MM-DD"))
 }
 
 /// Adds or renames a holiday (e.g. a new election day).
@@ -296,7 +305,7 @@ fn parse_date(s: &str) -> Result<NaiveDate, ApiError> {
 pub async fn put_holiday(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(date): Path<String>,
+    ApiPath(date): ApiPath<String>,
     ApiJson(h): ApiJson<HolidayIn>,
 ) -> ApiResult<Json<Holiday>> {
     user.require(&[Role::Admin])?;
@@ -322,7 +331,7 @@ pub async fn put_holiday(
 pub async fn delete_holiday(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(date): Path<String>,
+    ApiPath(date): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     let date = parse_date(&date)?;
@@ -335,9 +344,11 @@ pub async fn delete_holiday(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// pending, sent, dead or skipped; `failing` = pending after at least one failed attempt.
     pub status: Option<String>,
+    /// At most this many messages (default 100; values outside 1–1,000 are clamped).
     pub limit: Option<i64>,
 }
 
@@ -353,7 +364,7 @@ pub struct OutboxOut {
 pub async fn list_outbox(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<OutboxQuery>,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> ApiResult<Json<OutboxOut>> {
     user.require(&[Role::Admin, Role::Coordinator])?;
     let counts = outbox::counts(&state.store).await?.into_iter().collect();
@@ -373,7 +384,7 @@ pub async fn list_outbox(
 pub async fn retry_outbox(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     user.require(&[Role::Admin])?;
     if !outbox::retry(&state.store, id).await? {
@@ -387,10 +398,12 @@ pub async fn retry_outbox(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub folio: Option<String>,
     pub username: Option<String>,
     pub action: Option<String>,
+    /// At most this many entries (default 200; values outside 1–5,000 are clamped).
     pub limit: Option<i64>,
 }
 
@@ -409,7 +422,7 @@ pub struct AuditEntry {
 pub async fn list_audit(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     user.require(&[Role::Admin])?;
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);

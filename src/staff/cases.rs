@@ -1,7 +1,7 @@
 //! Staff case endpoints: inbox, detail (audited), registration of cases from other channels,
 //! events and the pending report. Department staff see and act on their own department only.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::oirs::calendar::Clock;
 use crate::oirs::domain::{Channel, Folio};
 use crate::oirs::routes::{file_and_answer, idempotency, validate, CaseIn};
@@ -79,13 +79,13 @@ pub fn subject(description: &str) -> String {
 
 /// The inbox: cases filtered by status, department, type, overdue, due date or alert level.
 /// Lists carry no personal data; the detail view does (and is audited).
-#[utoipa::path(get, path = "/api/v1/staff/cases", tag = "staff", params(CaseFilter),
+#[utoipa::path(get, path = "/api/v1/staff/cases", tag = "staff", params(CaseFilter), operation_id = "list_cases",
     security(("bearer" = [])),
     responses((status = 200, body = Vec<CaseSummary>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(mut filter): Query<CaseFilter>,
+    ApiQuery(mut filter): ApiQuery<CaseFilter>,
 ) -> ApiResult<Json<Vec<CaseSummary>>> {
     user.require(CASE_ROLES)?;
     if let Some(s) = &filter.status {
@@ -155,7 +155,7 @@ fn parse_folio(folio: &str) -> Result<String, ApiError> {
 pub async fn detail(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
 ) -> ApiResult<Json<CaseDetail>> {
     user.require(CASE_ROLES)?;
     let folio = parse_folio(&folio)?;
@@ -197,9 +197,10 @@ pub struct StaffCaseIn {
 
 /// Registers a case received by another channel (presencial, Oficina de Partes, e-mail,
 /// teléfono) with its real reception time, so the deadline counts from then.
-#[utoipa::path(post, path = "/api/v1/staff/cases", tag = "staff", request_body = StaffCaseIn,
+#[utoipa::path(post, path = "/api/v1/staff/cases", tag = "staff", request_body = StaffCaseIn, operation_id = "register_case",
     security(("bearer" = [])),
-    responses((status = 201, body = Filed), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Filed), (status = 200, body = Filed, description = "replay"),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     user: StaffUser,
@@ -242,7 +243,7 @@ pub async fn register(
 pub async fn add_event(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(folio): Path<String>,
+    ApiPath(folio): ApiPath<String>,
     ApiJson(ev): ApiJson<EventIn>,
 ) -> ApiResult<Json<CaseRecord>> {
     user.require(CASE_ROLES)?;
@@ -263,6 +264,7 @@ pub async fn add_event(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PendingQuery {
     pub department: Option<String>,
 }
@@ -274,7 +276,7 @@ pub struct PendingQuery {
 pub async fn pending(
     State(state): State<AppState>,
     user: StaffUser,
-    Query(q): Query<PendingQuery>,
+    ApiQuery(q): ApiQuery<PendingQuery>,
 ) -> ApiResult<Json<Vec<PendingRow>>> {
     user.require(CASE_ROLES)?;
     let department = match user.role {

@@ -2,7 +2,7 @@
 //! anonymisation and the block flag. Administrators, and the staff of the department that
 //! handles personal-data requests; every call is audited with folios, never the RUT.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::auth::{Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::oirs::routes::DATA_RIGHTS_TYPE;
 use crate::oirs::service::{self, Actor, DataSubject, Rectification};
 use crate::oirs::Rut;
@@ -89,7 +89,7 @@ async fn audit(
 pub async fn gather(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
 ) -> ApiResult<Json<DataSubject>> {
     let rut = allowed(&state, &user, &rut).await?;
     let subject = service::gather(&state.store, &rut).await?;
@@ -109,7 +109,7 @@ pub struct Rectified {
 pub async fn rectify(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
     ApiJson(r): ApiJson<Rectification>,
 ) -> ApiResult<Json<Rectified>> {
     let rut = allowed(&state, &user, &rut).await?;
@@ -129,7 +129,7 @@ pub struct Anonymized {
 pub async fn anonymize(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
 ) -> ApiResult<Json<Anonymized>> {
     let rut = allowed(&state, &user, &rut).await?;
     let n = service::anonymize(&state.store, &Actor::from(&user), &rut).await?;
@@ -140,6 +140,7 @@ pub async fn anonymize(
 #[serde(deny_unknown_fields)]
 pub struct BlockIn {
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: String,
 }
 
@@ -155,7 +156,7 @@ pub struct Blocked {
 pub async fn block(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
     ApiJson(body): ApiJson<BlockIn>,
 ) -> ApiResult<Json<Blocked>> {
     let rut = allowed(&state, &user, &rut).await?;
@@ -174,7 +175,7 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(rut): Path<String>,
+    ApiPath(rut): ApiPath<String>,
 ) -> ApiResult<Json<Blocked>> {
     let rut = allowed(&state, &user, &rut).await?;
     service::unblock(&state.store, &Actor::from(&user), &rut).await?;

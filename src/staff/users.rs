@@ -1,7 +1,7 @@
 //! Staff user administration (admins only): list, create, change role, department, active
 //! flag or password. Deactivating a user or setting a new password ends their sessions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use super::admin::audit_admin;
 use super::auth::{self, Role, StaffUser};
 use crate::app::AppState;
 use crate::http::error::ErrorBody;
-use crate::http::{ApiError, ApiJson, ApiResult};
+use crate::http::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::oirs::service;
 use crate::store::{Store, StoreError};
 use crate::{with_pool, write_pool};
@@ -145,7 +145,9 @@ fn invalid((field, message): (&str, String)) -> ApiError {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserIn {
+    /// 2 to 64 characters: lower-case letters, digits, `.`, `_` or `-`.
     pub username: String,
+    #[schema(min_length = 10)]
     pub password: String,
     pub role: Role,
     #[serde(default)]
@@ -164,11 +166,12 @@ pub struct UserUpdate {
     pub active: Option<bool>,
     /// A new password; ends the user's sessions.
     #[serde(default)]
+    #[schema(min_length = 10)]
     pub password: Option<String>,
 }
 
 /// Staff users, without password hashes.
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), operation_id = "list_users",
     responses((status = 200, body = Vec<UserInfo>), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -179,7 +182,7 @@ pub async fn list(
 }
 
 /// Creates a staff user (password hashed with argon2id).
-#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = UserIn,
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = UserIn, operation_id = "create_user",
     security(("bearer" = [])),
     responses((status = 201, body = UserInfo), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -209,13 +212,15 @@ pub async fn create(
 }
 
 /// Changes a user's role, department, active flag or password.
-#[utoipa::path(put, path = "/api/v1/admin/users/{username}", tag = "admin", request_body = UserUpdate,
+#[utoipa::path(put, path = "/api/v1/admin/users/{username}", tag = "admin", request_body = UserUpdate, operation_id = "update_user",
     params(("username" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "an administrator may not demote or deactivate themself"),
+              (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     user: StaffUser,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(change): ApiJson<UserUpdate>,
 ) -> ApiResult<Json<UserInfo>> {
     user.require(&[Role::Admin])?;

@@ -7,7 +7,7 @@ pub mod privacy;
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::http::error::FieldError;
-use crate::http::{ApiError, PublicLimit};
+use crate::http::{ApiError, ApiQuery, PublicLimit};
 use crate::oirs::domain::Channel;
 use crate::oirs::routes::{file_and_answer, lookup, validate, CaseIn, TrackQuery};
 use crate::oirs::service;
@@ -255,7 +255,7 @@ struct FormQuery {
 /// double click, a reload or the back button never files twice.
 async fn form_page(
     State(state): State<AppState>,
-    Query(q): Query<FormQuery>,
+    ApiQuery(q): ApiQuery<FormQuery>,
 ) -> Result<Response, ApiError> {
     let catalog = &state.chat.engine().catalog;
     let mut values = HashMap::new();
@@ -342,7 +342,7 @@ struct ReceiptQuery {
 /// The receipt after filing (the Get of Post/Redirect/Get): reloading it files nothing.
 async fn receipt(
     State(state): State<AppState>,
-    Query(q): Query<ReceiptQuery>,
+    ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> Result<Response, ApiError> {
     let filed = match q.t.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => service::filed_by_key(&state.store, t, RECEIPT_MAX_AGE_MS).await?,
@@ -389,7 +389,10 @@ struct TrackForm {
 
 /// The tracking form (a folio in the address only fills it in: codes and RUTs travel in the
 /// body of a POST, never in an address, a browser history or a log).
-async fn track_form(State(state): State<AppState>, Query(q): Query<TrackPageQuery>) -> Response {
+async fn track_form(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<TrackPageQuery>,
+) -> Response {
     let folio = q.folio.unwrap_or_default();
     render(
         &state,

@@ -83,13 +83,19 @@ pub struct DataSubject {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rectification {
+    /// 2 to 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// An e-mail address; blank clears it.
     #[serde(default)]
     pub email: Option<String>,
+    /// A Chilean phone number; blank clears it.
     #[serde(default)]
     pub phone: Option<String>,
+    /// Blank clears it.
     #[serde(default)]
+    #[schema(max_length = 300)]
     pub address: Option<String>,
 }
 
@@ -232,8 +238,24 @@ pub async fn rectify(
 ) -> Result<usize, OirsError> {
     let mut fields: Vec<(&str, Option<String>)> = Vec::new();
     let clean = |s: &Option<String>| s.as_deref().map(str::trim).map(String::from);
+    // Lengths are counted as sent (the document's `maxLength`); the minimum once trimmed.
+    let too_long =
+        |s: &Option<String>, max: usize| s.as_ref().is_some_and(|s| s.chars().count() > max);
+    for (field, max) in [("name", 200), ("email", 254), ("address", 300)] {
+        let value = match field {
+            "name" => &r.name,
+            "email" => &r.email,
+            _ => &r.address,
+        };
+        if too_long(value, max) {
+            return Err(OirsError::Invalid(
+                field,
+                format!("at most {max} characters"),
+            ));
+        }
+    }
     if let Some(n) = clean(&r.name) {
-        if !(2..=200).contains(&n.chars().count()) {
+        if n.chars().count() < 2 {
             return Err(OirsError::Invalid(
                 "name",
                 "between 2 and 200 characters".into(),

@@ -68,7 +68,10 @@ pub async fn audit(
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CaseFilter {
+    #[param(value_type = Option<crate::oirs::domain::Status>)]
+    #[schema(value_type = Option<crate::oirs::domain::Status>)]
     pub status: Option<String>,
     pub department: Option<String>,
     #[serde(rename = "type")]
@@ -76,11 +79,13 @@ pub struct CaseFilter {
     pub case_type: Option<String>,
     pub overdue: Option<bool>,
     pub due_before: Option<NaiveDate>,
-    /// `alerta` or `vencido`.
+    /// `alerta`, `vencido` or `none`.
+    #[param(pattern = "^(alerta|vencido|none)$")]
+    #[schema(pattern = "^(alerta|vencido|none)$")]
     pub alert: Option<String>,
     /// Only open cases (not answered, not closed).
     pub open: Option<bool>,
-    /// At most this many cases (default 500).
+    /// At most this many cases (default 500; values outside 1–5,000 are clamped).
     pub limit: Option<i64>,
 }
 
