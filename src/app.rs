@@ -15,8 +15,21 @@ use crate::oirs::calendar::DiasHabiles;
 use crate::oirs::service;
 use crate::store::{Store, StoreError};
 
+/// What every handler shares. Axum clones the state for every request (twice: with the
+/// route, and into the handler), so it is one pointer to `AppStateInner`, whose fields read
+/// through `Deref` as if they were its own.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub config: Arc<Config>,
     pub tz: Tz,
     /// Fully durable: everything a resident or staff member was promised.
@@ -60,7 +73,7 @@ impl AppState {
         })
         .await?
         .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
-        Ok(Self {
+        Ok(Self(Arc::new(AppStateInner {
             config: Arc::new(config),
             tz,
             store,
@@ -72,7 +85,7 @@ impl AppState {
             dummy_hash,
             calendar: Arc::new(tokio::sync::RwLock::new(Arc::new(calendar))),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
-        })
+        })))
     }
 
     pub async fn calendar(&self) -> Arc<DiasHabiles> {
