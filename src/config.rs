@@ -735,9 +735,15 @@ mod tests {
         assert!(err.to_string().contains("timezone"));
     }
 
-    /// Every variable the loader reads, each with a valid value unlike the default, and the
-    /// variables it needs alongside (a webhook URL needs its secret).
-    const ENV_VARS: &[(&str, &str, &[(&str, &str)])] = &[
+    /// A variable, a valid value unlike the default, and the variables it needs alongside.
+    type EnvCase = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    );
+
+    /// Every variable the loader reads (a webhook URL needs its secret alongside).
+    const ENV_VARS: &[EnvCase] = &[
         ("VENTANILLA_LISTEN", "0.0.0.0:9999", &[]),
         ("DATABASE_URL", "postgres://u:pw@db/one", &[]),
         ("VENTANILLA_DATABASE_URL", "postgres://u:pw@db/two", &[]),

@@ -145,8 +145,10 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_secure_behind_https() {
-        let mut config = Config::default();
-        config.public_base_url = "https://oirs.muni.example".into();
+        let mut config = Config {
+            public_base_url: "https://oirs.muni.example".into(),
+            ..Config::default()
+        };
         for cookie in [
             session_cookie(&config, Some("t0ken")),
             session_cookie(&config, None),
