@@ -11,11 +11,7 @@ source bench/lib.sh
 secs=${1:-10}
 conns=${2:-16}
 start_server "${DATABASE_URL:-sqlite://$BENCH_TMP/bench.db}"
-cargo build --release -q --example bare_axum
-./target/release/examples/bare_axum > "$BENCH_TMP/bare.addr" &
-BENCH_PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$BENCH_TMP/bare.addr" ] && break; sleep 0.05; done
-BARE="http://$(head -n1 "$BENCH_TMP/bare.addr")"
+start_bare
 sid=$(curl -sf -X POST "$BASE/api/v1/chat/sessions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])')
 cat > "$BENCH_TMP/chat.lua" <<LUA
 local questions = {

@@ -16,8 +16,21 @@ use crate::oirs::calendar::DiasHabiles;
 use crate::oirs::service;
 use crate::store::{signals, Store, StoreError};
 
+/// What every handler shares. Axum clones the state for every request (twice: with the
+/// route, and into the handler), so it is one pointer to `AppStateInner`, whose fields read
+/// through `Deref` as if they were its own.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub config: Arc<Config>,
     pub tz: Tz,
     /// Fully durable: everything a resident or staff member was promised.
@@ -66,7 +79,7 @@ impl AppState {
         })
         .await?
         .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
-        Ok(Self {
+        Ok(Self(Arc::new(AppStateInner {
             config: Arc::new(config),
             tz,
             store,
@@ -79,7 +92,7 @@ impl AppState {
             calendar: Arc::new(tokio::sync::RwLock::new(Arc::new(calendar))),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             catalog_generation: Arc::new(AtomicI64::new(catalog_generation)),
-        })
+        })))
     }
 
     pub async fn calendar(&self) -> Arc<DiasHabiles> {

@@ -36,6 +36,57 @@ impl Serialize for Secret {
     }
 }
 
+/// The store's address. It may carry a password (`postgres://user:pw@host/db`), so it prints
+/// (Debug, Display, `check-config`) with the password replaced by `***`; the store reads the
+/// real URL through `Deref<Target = str>`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_string())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&redact_url(&self.0))
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -109,10 +160,12 @@ impl Default for AnalyticsConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
     /// Gestión documental endpoint receiving each derivation; none = webhooks are skipped.
+    /// It may carry credentials (`https://user:pw@…`), so it prints redacted.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub webhook_url: Option<String>,
     /// Deliveries tried before a message goes to the dead letters.
     pub max_attempts: i32,
@@ -122,6 +175,23 @@ pub struct OutboxConfig {
     /// How often the worker looks for due messages (new ones wake it at once).
     pub poll_ms: u64,
     pub timeout_ms: u64,
+}
+
+impl fmt::Debug for OutboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxConfig")
+            .field("webhook_url", &self.webhook_url.as_deref().map(redact_url))
+            .field("max_attempts", &self.max_attempts)
+            .field("base_backoff_ms", &self.base_backoff_ms)
+            .field("max_backoff_ms", &self.max_backoff_ms)
+            .field("poll_ms", &self.poll_ms)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(redact_url).serialize(s)
 }
 
 impl Default for OutboxConfig {
@@ -201,7 +271,7 @@ pub struct PrivacyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub timezone: String,
     pub log_format: LogFormat,
     pub body_limit_bytes: usize,
@@ -328,7 +398,7 @@ impl Config {
             self.listen = v;
         }
         if let Some(v) = env("DATABASE_URL").or_else(|| env("VENTANILLA_DATABASE_URL")) {
-            self.database_url = v;
+            self.database_url = v.into();
         }
         if let Some(v) = env("VENTANILLA_TIMEZONE") {
             self.timezone = v;
@@ -405,6 +475,9 @@ impl Config {
         if let Some(v) = env("VENTANILLA_ANALYTICS_QUEUE_CAPACITY") {
             self.analytics.queue_capacity = parse("VENTANILLA_ANALYTICS_QUEUE_CAPACITY", &v)?;
         }
+        if let Some(v) = env("VENTANILLA_ANALYTICS_BATCH_SIZE") {
+            self.analytics.batch_size = parse("VENTANILLA_ANALYTICS_BATCH_SIZE", &v)?;
+        }
         if let Some(v) = env("VENTANILLA_WEBHOOK_SECRET") {
             self.webhook_secret = Secret::new(v);
         }
@@ -419,6 +492,15 @@ impl Config {
         }
         if let Some(v) = env("VENTANILLA_OUTBOX_BASE_BACKOFF_MS") {
             self.outbox.base_backoff_ms = parse("VENTANILLA_OUTBOX_BASE_BACKOFF_MS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_OUTBOX_MAX_BACKOFF_MS") {
+            self.outbox.max_backoff_ms = parse("VENTANILLA_OUTBOX_MAX_BACKOFF_MS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_OUTBOX_POLL_MS") {
+            self.outbox.poll_ms = parse("VENTANILLA_OUTBOX_POLL_MS", &v)?;
+        }
+        if let Some(v) = env("VENTANILLA_OUTBOX_TIMEOUT_MS") {
+            self.outbox.timeout_ms = parse("VENTANILLA_OUTBOX_TIMEOUT_MS", &v)?;
         }
         if let Some(v) = env("VENTANILLA_SMTP_HOST") {
             self.smtp.host = (!v.trim().is_empty()).then(|| v.trim().to_string());
@@ -522,6 +604,19 @@ impl Config {
                 "outbox: max_attempts and base_backoff_ms must be positive".into(),
             ));
         }
+        let o = &self.outbox;
+        if o.max_backoff_ms < o.base_backoff_ms || o.poll_ms < 1 || o.timeout_ms < 1 {
+            return Err(ConfigError::Invalid(
+                "outbox: max_backoff_ms must be at least base_backoff_ms; poll_ms and timeout_ms \
+                 must be positive"
+                    .into(),
+            ));
+        }
+        if self.analytics.batch_size < 1 {
+            return Err(ConfigError::Invalid(
+                "analytics.batch_size: must be at least 1".into(),
+            ));
+        }
         if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "smtp.from: {:?} is not a mailbox",
@@ -553,20 +648,46 @@ impl Config {
 
     /// The database URL with any password replaced, for logs.
     pub fn database_url_redacted(&self) -> String {
-        redact_url(&self.database_url)
+        self.database_url.to_string()
     }
 }
 
+/// `url` with its password replaced by `***`: the one after `user:` and any `password` (or
+/// `sslpassword`) query parameter, as PostgreSQL URLs may carry either. A URL without a
+/// password prints as written.
 pub fn redact_url(url: &str) -> String {
-    // scheme://user:password@host → scheme://user:***@host
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((cred, host)) = rest.split_once('@') {
-            if let Some((user, _)) = cred.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Unparsable: hide everything that could be credentials rather than guess.
+        return match (url.split_once("://"), url.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
+            _ => url.to_string(),
+        };
+    };
+    let secret_query = parsed
+        .query_pairs()
+        .any(|(k, _)| k.to_ascii_lowercase().contains("password"));
+    if parsed.password().is_none() && !secret_query {
+        return url.to_string();
     }
-    url.to_string()
+    if parsed.password().is_some() {
+        // Only fails for URLs that cannot have credentials, and those have no password.
+        let _ = parsed.set_password(Some("***"));
+    }
+    if secret_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.to_ascii_lowercase().contains("password") {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -585,7 +706,7 @@ mod tests {
     fn defaults_then_file_then_env() {
         let cfg = Config::from_sources(None, env_of(&[])).expect("defaults");
         assert_eq!(cfg.listen, "127.0.0.1:8080");
-        assert_eq!(cfg.database_url, "sqlite://data/ventanilla.db");
+        assert_eq!(cfg.database_url.expose(), "sqlite://data/ventanilla.db");
         assert!(cfg.rate_limit.enabled);
 
         let file = "listen = \"0.0.0.0:9000\"\n[rate_limit]\nburst = 7\n";
@@ -621,6 +742,164 @@ mod tests {
         assert!(err.to_string().contains("timezone"));
     }
 
+    /// A variable, a valid value unlike the default, and the variables it needs alongside.
+    type EnvCase = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    );
+
+    /// Every variable the loader reads (a webhook URL needs its secret alongside).
+    const ENV_VARS: &[EnvCase] = &[
+        ("VENTANILLA_LISTEN", "0.0.0.0:9999", &[]),
+        ("DATABASE_URL", "postgres://u:pw@db/one", &[]),
+        ("VENTANILLA_DATABASE_URL", "postgres://u:pw@db/two", &[]),
+        ("VENTANILLA_TIMEZONE", "America/Punta_Arenas", &[]),
+        ("VENTANILLA_LOG_FORMAT", "json", &[]),
+        ("VENTANILLA_BODY_LIMIT_BYTES", "12345", &[]),
+        ("VENTANILLA_RATE_LIMIT", "off", &[]),
+        ("VENTANILLA_RATE_LIMIT_PER_SECOND", "17", &[]),
+        ("VENTANILLA_RATE_LIMIT_BURST", "71", &[]),
+        ("VENTANILLA_TRUSTED_PROXIES", "10.1.2.3", &[]),
+        ("VENTANILLA_CORS_ORIGINS", "https://muni.example", &[]),
+        ("VENTANILLA_FRAME_ANCESTORS", "https://muni.example", &[]),
+        ("VENTANILLA_INTENTS_DIR", "/srv/intents", &[]),
+        ("VENTANILLA_CHAT_ANSWER_THRESHOLD", "0.77", &[]),
+        ("VENTANILLA_CHAT_SUGGEST_THRESHOLD", "0.11", &[]),
+        ("VENTANILLA_CHAT_SESSION_TTL_MINUTES", "33", &[]),
+        ("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS", "44", &[]),
+        ("VENTANILLA_ANALYTICS_BUSINESS_HOURS", "8-17", &[]),
+        ("VENTANILLA_ANALYTICS_QUEUE_CAPACITY", "555", &[]),
+        ("VENTANILLA_ANALYTICS_BATCH_SIZE", "66", &[]),
+        ("VENTANILLA_WEBHOOK_SECRET", "s3cr3t", &[]),
+        (
+            "VENTANILLA_WEBHOOK_URL",
+            "https://gd.example/hook",
+            &[("VENTANILLA_WEBHOOK_SECRET", "s3cr3t")],
+        ),
+        ("VENTANILLA_PUBLIC_BASE_URL", "https://oirs.example", &[]),
+        ("VENTANILLA_OUTBOX_MAX_ATTEMPTS", "3", &[]),
+        ("VENTANILLA_OUTBOX_BASE_BACKOFF_MS", "1234", &[]),
+        ("VENTANILLA_OUTBOX_MAX_BACKOFF_MS", "98765", &[]),
+        ("VENTANILLA_OUTBOX_POLL_MS", "250", &[]),
+        ("VENTANILLA_OUTBOX_TIMEOUT_MS", "4321", &[]),
+        ("VENTANILLA_SMTP_HOST", "smtp.example", &[]),
+        ("VENTANILLA_SMTP_PORT", "587", &[]),
+        ("VENTANILLA_SMTP_TLS", "starttls", &[]),
+        ("VENTANILLA_SMTP_USERNAME", "oirs", &[]),
+        ("VENTANILLA_SMTP_PASSWORD", "smtp-pw", &[]),
+        ("VENTANILLA_SMTP_FROM", "OIRS <oirs@muni.example>", &[]),
+        ("VENTANILLA_ALERTS_INTERVAL_SECS", "61", &[]),
+        ("VENTANILLA_RETENTION_CASE_PERSONAL_DATA_DAYS", "400", &[]),
+        (
+            "VENTANILLA_PRIVACY_CONTROLLER",
+            "Municipalidad de Ejemplo",
+            &[],
+        ),
+        (
+            "VENTANILLA_PRIVACY_CONTACT_EMAIL",
+            "datos@muni.example",
+            &[],
+        ),
+    ];
+
+    /// The settings as dotted paths to their (printed) values: `outbox.poll_ms` → 1000.
+    fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(v, &path, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+
+    fn settings(cfg: &Config) -> Vec<(String, serde_json::Value)> {
+        let mut out = Vec::new();
+        leaves(&serde_json::to_value(cfg).expect("json"), "", &mut out);
+        out
+    }
+
+    /// SPEC: every setting has a `VENTANILLA_*` variable. Each variable is read (it changes
+    /// the configuration), every setting is changed by some variable, and the README's
+    /// configuration table names each one.
+    #[test]
+    fn every_setting_has_an_environment_variable() {
+        let readme = include_str!("../README.md");
+        let mut changed = std::collections::BTreeSet::new();
+        for (name, value, needs) in ENV_VARS {
+            let base = Config::from_sources(None, env_of(needs)).expect("prerequisites");
+            let mut pairs = needs.to_vec();
+            pairs.push((name, value));
+            let cfg = Config::from_sources(None, env_of(&pairs))
+                .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+            let before = settings(&base);
+            let after = settings(&cfg);
+            let diff: Vec<&String> = after
+                .iter()
+                .zip(&before)
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| &a.0)
+                .collect();
+            assert!(!diff.is_empty(), "{name} is not read");
+            changed.extend(diff.into_iter().cloned());
+            assert!(readme.contains(name), "the README does not document {name}");
+        }
+        let missing: Vec<String> = settings(&Config::default())
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| !changed.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "settings without a variable: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn database_url_prints_without_its_password() {
+        let url = "postgres://ventanilla:hunter2@db.example:5432/ventanilla";
+        let cfg = Config::from_sources(None, env_of(&[("DATABASE_URL", url)])).expect("cfg");
+        assert_eq!(
+            cfg.database_url.expose(),
+            url,
+            "the store still gets the password"
+        );
+        let shown = "postgres://ventanilla:***@db.example:5432/ventanilla";
+        assert_eq!(cfg.database_url.to_string(), shown);
+        assert_eq!(format!("{:?}", cfg.database_url), format!("{shown:?}"));
+        let debug = format!("{cfg:?}");
+        assert!(debug.contains(shown), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let json = serde_json::to_string(&cfg).expect("json");
+        assert!(json.contains(shown) && !json.contains("hunter2"), "{json}");
+
+        for (raw, shown) in [
+            // The password as a query parameter, as libpq also accepts.
+            (
+                "postgres://u@h/db?sslmode=require&password=hunter2",
+                "postgres://u@h/db?sslmode=require&password=***",
+            ),
+            ("postgresql://:hunter2@h/db", "postgresql://:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://data/ventanilla.db", "sqlite://data/ventanilla.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redact_url(raw), shown);
+        }
+        // Not a URL the parser accepts: everything before the host goes.
+        assert_eq!(
+            redact_url("postgres://u:hunter2@h:99999/db"),
+            "postgres://***@h:99999/db"
+        );
+    }
+
     #[test]
     fn secrets_never_print() {
         let cfg = Config::from_sources(None, env_of(&[("VENTANILLA_WEBHOOK_SECRET", "s3cr3t")]))
@@ -630,5 +909,29 @@ mod tests {
         assert!(!serde_json::to_string(&cfg)
             .expect("json")
             .contains("s3cr3t"));
+
+        let cfg = Config::from_sources(
+            None,
+            env_of(&[
+                ("VENTANILLA_SMTP_PASSWORD", "smtp-pw-123"),
+                ("VENTANILLA_WEBHOOK_SECRET", "s3cr3t"),
+                ("VENTANILLA_WEBHOOK_URL", "https://gd:hook-pw@gd.example/in"),
+            ]),
+        )
+        .expect("cfg");
+        assert_eq!(cfg.smtp.password.expose(), "smtp-pw-123");
+        assert_eq!(
+            cfg.outbox.webhook_url.as_deref(),
+            Some("https://gd:hook-pw@gd.example/in")
+        );
+        for shown in [
+            format!("{cfg:?}"),
+            serde_json::to_string(&cfg).expect("json"),
+        ] {
+            for secret in ["smtp-pw-123", "s3cr3t", "hook-pw"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("https://gd:***@gd.example/in"), "{shown}");
+        }
     }
 }

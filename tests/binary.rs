@@ -296,14 +296,30 @@ fn check_config_redacts_secrets() {
     let out = Command::new(BIN)
         .arg("check-config")
         .env("VENTANILLA_WEBHOOK_SECRET", "super-secreto")
+        .env(
+            "DATABASE_URL",
+            "postgres://ventanilla:clave-de-la-base@db.muni.example:5432/ventanilla",
+        )
+        .env("VENTANILLA_SMTP_PASSWORD", "clave-del-correo")
         .env("VENTANILLA_INTENTS_DIR", common::intents_dir())
         .env_remove("VENTANILLA_CONFIG")
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("\"webhook_secret\": \"***\""), "{stdout}");
-    assert!(!stdout.contains("super-secreto"));
+    assert!(
+        stdout.contains(
+            "\"database_url\": \"postgres://ventanilla:***@db.muni.example:5432/ventanilla\""
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"password\": \"***\""), "{stdout}");
+    for secret in ["super-secreto", "clave-de-la-base", "clave-del-correo"] {
+        assert!(!stdout.contains(secret), "{secret} printed: {stdout}");
+        assert!(!stderr.contains(secret), "{secret} logged: {stderr}");
+    }
 }
 
 /// Every case acknowledged with 201 survives a `kill -9` of the server right after.

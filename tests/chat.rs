@@ -245,7 +245,7 @@ async fn sessions_live_in_the_store(backend: Backend) {
     let b_db_guard = common::TestDb::new(Backend::Sqlite)
         .await
         .expect("unused guard");
-    let b = common::spawn_on(b_db_guard, |c| c.database_url = url.clone()).await;
+    let b = common::spawn_on(b_db_guard, |c| c.database_url = url.clone().into()).await;
     let (sid, _) = new_session(&a).await;
     let (status, v) = say(&b, &sid, json!({"button": "oirs"})).await;
     assert_eq!(status, 200, "{v}");

@@ -832,7 +832,7 @@ async fn webhook_is_delivered_after_the_receiver_comes_back_and_across_restarts(
         .expect("rebind");
     let (rec, _h) = start_receiver(listener).await;
     let app2 = common::spawn_on(db, move |c| {
-        c.database_url = url;
+        c.database_url = url.into();
         with_outbox(hook, None)(c);
     })
     .await;

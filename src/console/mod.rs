@@ -145,7 +145,7 @@ impl FromRequestParts<AppState> for Console {
                 url.push_str(reason);
             }
             (
-                [(header::SET_COOKIE, session_cookie(None))],
+                [(header::SET_COOKIE, session_cookie(&state.config, None))],
                 Redirect::to(&url),
             )
                 .into_response()
@@ -400,7 +400,10 @@ async fn login_submit(
     let next = safe_next(form.get("next").map(String::as_str)).to_string();
     match authenticate(&state, client, &username, password).await {
         Ok((_, token)) => (
-            [(header::SET_COOKIE, session_cookie(Some(&token)))],
+            [(
+                header::SET_COOKIE,
+                session_cookie(&state.config, Some(&token)),
+            )],
             Redirect::to(&next),
         )
             .into_response(),
@@ -430,7 +433,7 @@ async fn logout(
         auth::end_session(&state.store, &token).await?;
     }
     Ok((
-        [(header::SET_COOKIE, session_cookie(None))],
+        [(header::SET_COOKIE, session_cookie(&state.config, None))],
         Redirect::to("/staff/ingreso?motivo=salida"),
     )
         .into_response())

@@ -16,19 +16,16 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::IntoResponse;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 
 use crate::app::AppState;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What wraps a public (unauthenticated) router in the per-client-IP rate limit. One limiter
 /// serves every public router, so a client has one budget across the public API.
@@ -92,18 +89,29 @@ pub fn router(state: AppState) -> Router {
             .into_response()
         });
 
+    // A predicate rather than `AllowOrigin::list`: the stack is cloned for every request (see
+    // below), and a list is a vector to copy each time; the predicate is shared.
+    let origins: Arc<Vec<HeaderValue>> = Arc::new(
+        cfg.cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect(),
+    );
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(
-            cfg.cors_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        ))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.contains(origin)
+        }))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
             header::CONTENT_TYPE,
             HeaderName::from_static("idempotency-key"),
         ])
-        .max_age(Duration::from_secs(3600));
+        .max_age(Duration::from_secs(3600))
+        // Set once below instead: tower-http joins its list into a new header per request.
+        .vary([]);
+    let vary = HeaderValue::from_static(
+        "origin, access-control-request-method, access-control-request-headers",
+    );
 
     let ancestors = if cfg.frame_ancestors.is_empty() {
         "'self'".to_string()
@@ -116,43 +124,19 @@ pub fn router(state: AppState) -> Router {
     );
     let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'self'"));
 
-    app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::track_metrics,
-    ))
-    .layer(DefaultBodyLimit::max(cfg.body_limit_bytes))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::limit_declared_length,
-    ))
-    .layer(cors)
-    .layer(SetResponseHeaderLayer::if_not_present(
-        header::CONTENT_SECURITY_POLICY,
-        csp,
-    ))
-    .layer(SetResponseHeaderLayer::overriding(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ))
-    .layer(SetResponseHeaderLayer::overriding(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
-    ))
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            // The path may carry a folio but never personal data; query strings are left out
-            // because tracking lookups carry a RUT there.
-            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-        }),
-    )
-    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-    .with_state(state)
+    // One stack, outermost first, applied once: axum boxes every `Router::layer` call around
+    // each route separately and clones a route's whole chain for each request, so each layer
+    // here must be cheap to clone (an `Arc`, a static header).
+    let stack = ServiceBuilder::new()
+        .layer(middleware::ObserveLayer::new(
+            state.metrics.clone(),
+            cfg.body_limit_bytes,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::appending(header::VARY, vary))
+        .layer(cors)
+        .layer(DefaultBodyLimit::max(cfg.body_limit_bytes));
+    app.layer(stack).with_state(state)
 }
 
 /// A CSV file: RFC 4180 (comma, no BOM), or with `excel` the variant a Chilean Excel opens in
@@ -220,6 +204,14 @@ fn decimal_comma(field: &str) -> String {
 /// background writers.
 pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let app = router(state.clone());
+    let metrics = state.metrics.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.upkeep();
+        }
+    });
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(
         listener,
@@ -227,6 +219,7 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    upkeep.abort();
     tracing::info!("draining background work");
     state.shutdown().await;
     Ok(())

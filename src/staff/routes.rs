@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::auth::{self, SESSION_COOKIE};
 use crate::app::AppState;
+use crate::config::Config;
 use crate::http::error::ErrorBody;
 use crate::http::throttle::{ClientAddr, Throttle};
 use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
@@ -85,13 +86,21 @@ pub async fn authenticate(
 }
 
 /// The `Set-Cookie` value for a session (HttpOnly, SameSite=Strict), or one that removes it.
-pub fn session_cookie(token: Option<&str>) -> String {
+/// It is `Secure` when residents and staff reach the service over https (`public_base_url`),
+/// so the browser never sends it in clear; a plain-http deployment (a laptop, the tests)
+/// would otherwise lose the session.
+pub fn session_cookie(config: &Config, token: Option<&str>) -> String {
+    let https = config
+        .public_base_url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    let secure = if https { "; Secure" } else { "" };
     match token {
         Some(t) => format!(
-            "{SESSION_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+            "{SESSION_COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
             SESSION_TTL_MS / 1000
         ),
-        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
     }
 }
 
@@ -106,7 +115,10 @@ pub async fn login(
 ) -> ApiResult<impl IntoResponse> {
     let (user, token) = authenticate(&state, client, &input.username, input.password).await?;
     Ok((
-        AppendHeaders([(header::SET_COOKIE, session_cookie(Some(&token)))]),
+        AppendHeaders([(
+            header::SET_COOKIE,
+            session_cookie(&state.config, Some(&token)),
+        )]),
         Json(LoginOut {
             csrf_token: auth::csrf_token(&token),
             token,
@@ -129,6 +141,33 @@ pub async fn logout(
     }
     Ok((
         axum::http::StatusCode::NO_CONTENT,
-        AppendHeaders([(header::SET_COOKIE, session_cookie(None))]),
+        AppendHeaders([(header::SET_COOKIE, session_cookie(&state.config, None))]),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_secure_behind_https() {
+        let mut config = Config {
+            public_base_url: "https://oirs.muni.example".into(),
+            ..Config::default()
+        };
+        for cookie in [
+            session_cookie(&config, Some("t0ken")),
+            session_cookie(&config, None),
+        ] {
+            assert!(cookie.ends_with("; Secure"), "{cookie}");
+            assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
+        }
+        config.public_base_url = "http://127.0.0.1:8080".into();
+        for cookie in [
+            session_cookie(&config, Some("t0ken")),
+            session_cookie(&config, None),
+        ] {
+            assert!(!cookie.contains("Secure"), "{cookie}");
+        }
+    }
 }

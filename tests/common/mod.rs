@@ -123,7 +123,7 @@ pub fn intents_dir() -> PathBuf {
 
 pub fn test_config(db_url: &str) -> Config {
     let mut cfg = Config {
-        database_url: db_url.to_string(),
+        database_url: db_url.into(),
         listen: "127.0.0.1:0".into(),
         intents_dir: intents_dir(),
         ..Config::default()
