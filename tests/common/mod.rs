@@ -49,12 +49,15 @@ impl TestDb {
                     Ok(c) => c,
                     Err(e) => {
                         if std::env::var("CI").is_ok_and(|v| v == "true") {
+                            note_postgres("unreachable");
                             panic!("PostgreSQL at {admin} is unreachable under CI=true: {e}");
                         }
                         eprintln!("SKIPPED: PostgreSQL at {admin} unreachable ({e})");
+                        note_postgres("skipped");
                         return None;
                     }
                 };
+                note_postgres("ran");
                 let name = format!("ventanilla_t_{}", uuid::Uuid::new_v4().simple());
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
@@ -114,6 +117,31 @@ impl Drop for TestDb {
             });
         })
         .join();
+    }
+}
+
+/// Appends "ran TEST", "skipped TEST" or "unreachable TEST" (under CI, which then fails) to
+/// the file named by `VENTANILLA_TEST_PG_LOG`, so `scripts/test.sh` can count the PostgreSQL
+/// tests that ran and those that did not (a skipped test passes, so the runner's own counts
+/// cannot tell).
+fn note_postgres(outcome: &str) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("VENTANILLA_TEST_PG_LOG") else {
+        return;
+    };
+    // libtest runs each test on a thread named after it; the binary tells test files apart.
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    let test = format!("{binary}::{}", thread.name().unwrap_or("unnamed")).replace(' ', "_");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut f) = file {
+        let _ = writeln!(f, "{outcome} {test}");
     }
 }
 
