@@ -790,6 +790,7 @@ mod tests {
         ("VENTANILLA_SMTP_PASSWORD", "smtp-pw", &[]),
         ("VENTANILLA_SMTP_FROM", "OIRS <oirs@muni.example>", &[]),
         ("VENTANILLA_ALERTS_INTERVAL_SECS", "61", &[]),
+        ("VENTANILLA_SIGNAL_POLL_MS", "2345", &[]),
         ("VENTANILLA_RETENTION_CASE_PERSONAL_DATA_DAYS", "400", &[]),
         (
             "VENTANILLA_PRIVACY_CONTROLLER",
