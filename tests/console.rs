@@ -184,6 +184,35 @@ async fn users_are_administered(backend: Backend) {
     .await;
     assert_eq!(r.status(), 409);
 
+    // Changing one's own password ends one's other sessions, not the one making the change.
+    let other = token(&app, "admin", "correct horse battery").await;
+    let r = put(
+        &app,
+        &admin,
+        "/api/v1/admin/users/admin",
+        json!({"password": "una-clave-nueva-larga"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let status_with = |t: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/v1/admin/users"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("get")
+                .status()
+        }
+    };
+    assert_eq!(
+        status_with(admin.clone()).await,
+        200,
+        "the caller's session stays"
+    );
+    assert_eq!(status_with(other).await, 401, "the other session ended");
+
     let list = get_json(&app, &admin, "/api/v1/admin/users").await;
     let dom2 = list
         .as_array()

@@ -152,6 +152,7 @@ async fn user_create(
 
 async fn user_update(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     c: Console,
     ApiPath(username): ApiPath<String>,
     Form(form): Form<HashMap<String, String>>,
@@ -166,6 +167,7 @@ async fn user_update(
         };
         users::update(
             State(state.clone()),
+            headers,
             c.user.clone(),
             ApiPath(username),
             ApiJson(input),

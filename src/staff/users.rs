@@ -1,8 +1,9 @@
 //! Staff user administration (admins only): list, create, change role, department, active
-//! flag or password. Deactivating a user or setting a new password ends their sessions.
+//! flag or password. Deactivating a user or setting a new password ends their sessions (on a
+//! change of one's own password, all but the one making it).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -219,6 +220,7 @@ pub async fn create(
               (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
+    headers: HeaderMap,
     user: StaffUser,
     ApiPath(username): ApiPath<String>,
     ApiJson(change): ApiJson<UserUpdate>,
@@ -252,6 +254,13 @@ pub async fn update(
         None => None,
     };
     let end_sessions = !active || hashed.is_some();
+    // Changing one's own password ends one's other sessions (a thief's, say), not the one
+    // making the change.
+    let keep = (username == user.username)
+        .then(|| auth::bearer(&headers).or_else(|| auth::session_cookie(&headers)))
+        .flatten()
+        .map(|token| auth::token_digest(&token))
+        .unwrap_or_default();
     {
         write_pool!(&state.store, pool => {
             let mut tx = pool.begin().await?;
@@ -267,8 +276,9 @@ pub async fn update(
             .fetch_one(&mut *tx)
             .await?;
             if end_sessions {
-                sqlx::query("DELETE FROM staff_sessions WHERE user_id = $1")
+                sqlx::query("DELETE FROM staff_sessions WHERE user_id = $1 AND token_hash <> $2")
                     .bind(id)
+                    .bind(&keep)
                     .execute(&mut *tx)
                     .await?;
             }
