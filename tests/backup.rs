@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{spawn_on, Backend, TestApp, TestDb};
-use serde_json::{json, Value};
+use common::{pothole_report, spawn_on, Backend, TestApp, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ventanilla");
 
@@ -36,22 +35,9 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn case_body(n: usize) -> Value {
-    json!({
-        "type": "reclamo",
-        "topic": "calles_veredas",
-        "description": format!("Bache profundo frente al número {n} de la calle Serrano."),
-        "name": "Pedro Soto",
-        "email": "pedro@example.cl",
-        "consent": true
-    })
-}
-
 /// (folio, tracking code) of an acknowledged filing.
 async fn file(app: &TestApp, n: usize) -> (String, String) {
-    let r = app.post_json("/api/v1/oirs/cases", case_body(n)).await;
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.expect("json");
+    let v = app.file_case(pothole_report(n)).await;
     (
         v["folio"].as_str().expect("folio").to_string(),
         v["tracking_code"].as_str().expect("code").to_string(),

@@ -39,9 +39,7 @@ async fn two_instances(
 }
 
 async fn file(app: &TestApp) -> Value {
-    let r = app.post_json("/api/v1/oirs/cases", case_body()).await;
-    assert_eq!(r.status(), 201);
-    r.json().await.expect("json")
+    app.file_case(case_body()).await
 }
 
 fn seq(folio: &str) -> i64 {

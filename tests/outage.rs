@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{spawn_on, TestApp, TestDb};
-use serde_json::{json, Value};
+use common::{pothole_report, spawn_on, TestApp, TestDb};
+use serde_json::Value;
 
 /// A PostgreSQL cluster of its own in a temporary directory, on a free port. PostgreSQL
 /// refuses to run as root, so as root its programs run as the `postgres` OS user.
@@ -175,16 +175,6 @@ struct Attempt {
     body: Value,
 }
 
-fn case_body(n: usize) -> Value {
-    json!({
-        "type": "reclamo",
-        "topic": "calles_veredas",
-        "description": format!("Bache profundo frente al número {n} de la calle Serrano."),
-        "name": "Pedro Soto",
-        "consent": true
-    })
-}
-
 /// Files cases one after another until told to stop, recording every attempt.
 fn spawn_filer(
     app: Arc<TestApp>,
@@ -197,7 +187,7 @@ fn spawn_filer(
         while !stop.load(Ordering::SeqCst) {
             n += 1;
             let started = Instant::now();
-            let r = app.post_json("/api/v1/oirs/cases", case_body(n)).await;
+            let r = app.post_json("/api/v1/oirs/cases", pothole_report(n)).await;
             let status = r.status().as_u16();
             let body = r.json().await.unwrap_or(Value::Null);
             log.lock().expect("lock").push(Attempt {

@@ -211,7 +211,26 @@ impl TestApp {
     }
 }
 
+/// A resident's report of a pothole; `n` makes each filing's text differ.
+pub fn pothole_report(n: usize) -> serde_json::Value {
+    serde_json::json!({
+        "type": "reclamo",
+        "topic": "calles_veredas",
+        "description": format!("Bache profundo frente al número {n} de la calle Serrano."),
+        "name": "Pedro Soto",
+        "email": "pedro@example.cl",
+        "consent": true
+    })
+}
+
 impl TestApp {
+    /// Files `body` on the public API, asserts it was acknowledged (201) and returns the answer.
+    pub async fn file_case(&self, body: serde_json::Value) -> serde_json::Value {
+        let r = self.post_json("/api/v1/oirs/cases", body).await;
+        assert_eq!(r.status(), 201, "filing acknowledged");
+        r.json().await.expect("json")
+    }
+
     /// Stops the server and its background jobs and hands back the database, to start
     /// another instance on it (a restart).
     pub fn stop(mut self) -> TestDb {
