@@ -121,6 +121,29 @@ impl AppState {
         }
     }
 
+    /// Acts on a case (derivar, responder, cerrar…) with today's calendar, the catalog's case
+    /// topics and the configured channels, and wakes the outbox for the messages it queued.
+    pub async fn apply_event(
+        &self,
+        actor: &service::Actor,
+        folio: &str,
+        ev: &service::EventIn,
+    ) -> Result<service::CaseRecord, service::OirsError> {
+        let calendar = self.calendar().await;
+        let engine = self.chat.engine();
+        let topics = engine.catalog.case_topic_ids();
+        let ctx = service::WorkContext {
+            tz: self.tz,
+            calendar: &calendar,
+            channels: self.channels(),
+            topics: &topics,
+            public_base_url: &self.config.public_base_url,
+        };
+        let case = service::apply_event(&self.store, &ctx, actor, folio, ev).await?;
+        self.outbox_wake.notify_one();
+        Ok(case)
+    }
+
     /// Today in the municipality's time zone.
     pub fn today(&self) -> chrono::NaiveDate {
         chrono::Utc::now().with_timezone(&self.tz).date_naive()

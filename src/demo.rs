@@ -175,7 +175,6 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
         let (_, filed) = file_and_answer(state, case, None)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
-        let cal = state.calendar().await;
         for (kind, text) in events.iter() {
             let ev = EventIn {
                 kind: *kind,
@@ -184,16 +183,7 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
                 duplicate_of: None,
                 topic: None,
             };
-            let engine = state.chat.engine();
-            let topics = engine.catalog.case_topic_ids();
-            let ctx = service::WorkContext {
-                tz: state.tz,
-                calendar: &cal,
-                channels: state.channels(),
-                topics: &topics,
-                public_base_url: &state.config.public_base_url,
-            };
-            service::apply_event(&state.store, &ctx, actor, &filed.folio, &ev).await?;
+            state.apply_event(actor, &filed.folio, &ev).await?;
         }
     }
     Ok(())

@@ -248,18 +248,7 @@ pub async fn add_event(
 ) -> ApiResult<Json<CaseRecord>> {
     user.require(CASE_ROLES)?;
     let folio = parse_folio(&folio)?;
-    let cal = state.calendar().await;
-    let engine = state.chat.engine();
-    let topics = engine.catalog.case_topic_ids();
-    let ctx = service::WorkContext {
-        tz: state.tz,
-        calendar: &cal,
-        channels: state.channels(),
-        topics: &topics,
-        public_base_url: &state.config.public_base_url,
-    };
-    let case = service::apply_event(&state.store, &ctx, &Actor::from(&user), &folio, &ev).await?;
-    state.outbox_wake.notify_one();
+    let case = state.apply_event(&Actor::from(&user), &folio, &ev).await?;
     Ok(Json(case))
 }
 
