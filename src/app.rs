@@ -51,6 +51,9 @@ pub struct AppStateInner {
     /// The generation of the catalog signal the running engine reflects; another instance's
     /// reload moves the stored one past it (see [`signals`]).
     pub catalog_generation: Arc<AtomicI64>,
+    /// Catalog review changes on this instance, one at a time: each is checked against the
+    /// engine the previous one left.
+    pub teaching: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -67,7 +70,10 @@ impl AppState {
         let catalog_generation = signals::generation(&store, signals::CATALOG).await?;
         let thresholds = thresholds(&config);
         let dir = config.intents_dir.clone();
-        let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, thresholds)).await??;
+        let overlay = crate::chat::overlay::load(&store).await?;
+        let engine =
+            tokio::task::spawn_blocking(move || Engine::load_with(&dir, thresholds, &overlay))
+                .await??;
         let recorder = Recorder::start(
             soft_store.clone(),
             tz,
@@ -92,6 +98,7 @@ impl AppState {
             calendar: Arc::new(tokio::sync::RwLock::new(Arc::new(calendar))),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             catalog_generation: Arc::new(AtomicI64::new(catalog_generation)),
+            teaching: tokio::sync::Mutex::new(()),
         })))
     }
 
@@ -240,6 +247,13 @@ impl AppState {
     /// to do the same.
     pub async fn reload_catalog(&self) -> Result<Arc<Engine>, CatalogError> {
         let engine = self.load_catalog().await?;
+        self.signal_catalog().await;
+        Ok(engine)
+    }
+
+    /// Tells the other instances sharing the database that the catalog (files or overlay)
+    /// changed.
+    pub async fn signal_catalog(&self) {
         match signals::bump(&self.store, signals::CATALOG).await {
             Ok(generation) => {
                 self.catalog_generation
@@ -250,13 +264,23 @@ impl AppState {
                 "catalog reloaded on this instance only: the others could not be signalled"
             ),
         }
-        Ok(engine)
     }
 
     async fn load_catalog(&self) -> Result<Arc<Engine>, CatalogError> {
+        let overlay = crate::chat::overlay::load(&self.store).await.map_err(|e| {
+            CatalogError(vec![crate::chat::catalog::Finding {
+                file: crate::chat::overlay::OVERLAY_FILE.into(),
+                line: None,
+                message: format!("cannot read the catalog overlay: {e}"),
+            }])
+        })?;
         let engine = self
             .chat
-            .reload(self.config.intents_dir.clone(), thresholds(&self.config))
+            .reload(
+                self.config.intents_dir.clone(),
+                thresholds(&self.config),
+                overlay,
+            )
             .await?;
         tracing::info!(intents = engine.catalog.intents.len(), "catalog reloaded");
         Ok(engine)

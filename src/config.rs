@@ -123,6 +123,9 @@ pub struct ChatConfig {
     pub suggest_threshold: f32,
     /// Chat sessions idle longer than this are forgotten.
     pub session_ttl_minutes: i64,
+    /// Labelled files the catalog review's safety gate measures a change on (missing ones
+    /// are skipped).
+    pub eval_sets: Vec<PathBuf>,
 }
 
 impl Default for ChatConfig {
@@ -131,6 +134,15 @@ impl Default for ChatConfig {
             answer_threshold: 0.65,
             suggest_threshold: 0.20,
             session_ttl_minutes: 120,
+            eval_sets: [
+                "../shared/dev-questions.tsv",
+                "tests/data/regression.tsv",
+                "tests/data/holdout.tsv",
+                "tests/data/holdout-2026-11.tsv",
+            ]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         }
     }
 }
@@ -460,6 +472,9 @@ impl Config {
         if let Some(v) = env("VENTANILLA_CHAT_SESSION_TTL_MINUTES") {
             self.chat.session_ttl_minutes = parse("VENTANILLA_CHAT_SESSION_TTL_MINUTES", &v)?;
         }
+        if let Some(v) = env("VENTANILLA_CHAT_EVAL_SETS") {
+            self.chat.eval_sets = list(&v).into_iter().map(PathBuf::from).collect();
+        }
         if let Some(v) = env("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS") {
             self.analytics.text_retention_days =
                 parse("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS", &v)?;
@@ -767,6 +782,7 @@ mod tests {
         ("VENTANILLA_CHAT_ANSWER_THRESHOLD", "0.77", &[]),
         ("VENTANILLA_CHAT_SUGGEST_THRESHOLD", "0.11", &[]),
         ("VENTANILLA_CHAT_SESSION_TTL_MINUTES", "33", &[]),
+        ("VENTANILLA_CHAT_EVAL_SETS", "a.tsv,b.tsv", &[]),
         ("VENTANILLA_ANALYTICS_TEXT_RETENTION_DAYS", "44", &[]),
         ("VENTANILLA_ANALYTICS_BUSINESS_HOURS", "8-17", &[]),
         ("VENTANILLA_ANALYTICS_QUEUE_CAPACITY", "555", &[]),

@@ -6,6 +6,7 @@
 //! - [`analytics`]: interaction recording.
 //! - [`staff`]: authentication, the staff case API and administration.
 //! - [`web`]: resident pages (/, /oirs, /seguimiento) and the chat widget's files.
+//! - [`review`]: the catalog review (teaching the assistant from what residents asked).
 //! - [`console`]: the staff console at /staff (server-rendered, over the staff APIs).
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod http;
 pub mod oirs;
 pub mod outbox;
+pub mod review;
 pub mod staff;
 pub mod store;
 pub mod web;

@@ -25,6 +25,10 @@ pub struct Interaction {
     pub confidence: Option<f64>,
     pub fallback: bool,
     pub text_masked: Option<String>,
+    /// For a message: `answer`, `clarify` or `fallback` (the catalog review lists the last two).
+    pub decision: Option<&'static str>,
+    /// For a message the assistant did not answer: its best guess all the same.
+    pub best_intent: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,12 +81,12 @@ pub async fn insert_batch(store: &Store, tz: Tz, batch: &[Interaction]) -> Resul
     if batch.is_empty() {
         return Ok(());
     }
-    // 14 parameters a row; stay well under SQLite's parameter limit.
+    // 16 parameters a row; stay well under SQLite's parameter limit.
     for chunk in batch.chunks(1000) {
         write_pool!(store, pool => {
             let mut qb = sqlx::QueryBuilder::new(
                 "INSERT INTO interactions (occurred_at, local_month, local_date, weekday, hour, \
-                 session_id, kind, button_id, parent_id, intent, topic, confidence, fallback, text_masked) ",
+                 session_id, kind, button_id, parent_id, intent, topic, confidence, fallback, text_masked, decision, best_intent) ",
             );
             qb.push_values(chunk, |mut b, ev| {
                 let (month, date, weekday, hour) = local_fields(ev.occurred_at, tz);
@@ -99,7 +103,9 @@ pub async fn insert_batch(store: &Store, tz: Tz, batch: &[Interaction]) -> Resul
                     .push_bind(ev.topic.clone())
                     .push_bind(ev.confidence)
                     .push_bind(ev.fallback)
-                    .push_bind(ev.text_masked.clone());
+                    .push_bind(ev.text_masked.clone())
+                    .push_bind(ev.decision)
+                    .push_bind(ev.best_intent.clone());
             });
             qb.build().execute(pool).await?;
         });

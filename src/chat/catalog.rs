@@ -383,37 +383,42 @@ impl Loader {
 
     /// Replaces `{{key}}` with the municipality profile's value; unknown keys are findings.
     fn fill(&mut self, file: &str, line: usize, s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s;
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            match after.find("}}") {
-                Some(end) => {
-                    let key = after[..end].trim();
-                    match self.profile.values.get(key) {
-                        Some(v) => out.push_str(v),
-                        None => {
-                            self.error(
-                                file,
-                                Some(line),
-                                format!(
-                                    "unknown placeholder {{{{{key}}}}} (add it to {PROFILE_FILE})"
-                                ),
-                            );
-                        }
-                    }
-                    rest = &after[end + 2..];
-                }
-                None => {
-                    self.error(file, Some(line), "unclosed placeholder {{");
-                    rest = "";
-                }
-            }
+        let (out, problems) = fill_placeholders(&self.profile, s);
+        for p in problems {
+            self.error(file, Some(line), p);
         }
-        out.push_str(rest);
         out
     }
+}
+
+/// Replaces `{{key}}` with the municipality profile's value; returns the text and a problem
+/// for each unknown key or unclosed placeholder.
+pub fn fill_placeholders(profile: &Profile, s: &str) -> (String, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let key = after[..end].trim();
+                match profile.values.get(key) {
+                    Some(v) => out.push_str(v),
+                    None => problems.push(format!(
+                        "unknown placeholder {{{{{key}}}}} (add it to {PROFILE_FILE})"
+                    )),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                problems.push("unclosed placeholder {{".to_string());
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    (out, problems)
 }
 
 fn parse_topics(src: &str, loader: &mut Loader) -> Vec<Topic> {

@@ -11,7 +11,9 @@ use super::classifier::TrainOptions;
 use super::conversation::{self, Conversation, Cues, Reading};
 use super::features::Analyzed;
 use super::matcher::{Matcher, Ranking};
+use super::overlay::{self, Overlay, Taught};
 use super::{text, Alternative, Decision, Filing, Match, MenuNode, Reply, ReplyButton, ReplyLink};
+use std::collections::HashMap;
 
 /// Button id that shows the initial menu again.
 pub const MENU_BUTTON: &str = "menu";
@@ -52,7 +54,13 @@ impl Default for Thresholds {
 }
 
 pub struct Engine {
+    /// The catalog with the review's overlay merged in (new intents, taught examples).
     pub catalog: Catalog,
+    /// The catalog as the files have it: what the classifier was trained on.
+    pub files: std::sync::Arc<Catalog>,
+    /// Texts taught in the catalog review, normalised: answered (or fallen back on) as taught,
+    /// before the classifier is asked.
+    taught: HashMap<String, Taught>,
     pub matcher: Matcher,
     pub thresholds: Thresholds,
     cues: Cues,
@@ -109,6 +117,22 @@ impl Engine {
                 message: format!("cannot build the search index: {e}"),
             }])
         })?;
+        Ok(Self::assemble(
+            std::sync::Arc::new(catalog.clone()),
+            catalog,
+            matcher,
+            thresholds,
+            HashMap::new(),
+        ))
+    }
+
+    fn assemble(
+        files: std::sync::Arc<Catalog>,
+        catalog: Catalog,
+        matcher: Matcher,
+        thresholds: Thresholds,
+        taught: HashMap<String, Taught>,
+    ) -> Self {
         let cues = Cues::new(matcher.pipeline());
         let title_stems = catalog
             .intents
@@ -122,17 +146,68 @@ impl Engine {
                     .collect()
             })
             .collect();
-        Ok(Self {
+        Self {
             catalog,
+            files,
+            taught,
             matcher,
             thresholds,
             cues,
             title_stems,
-        })
+        }
+    }
+
+    /// This engine's files with `overlay` merged in (the review's new intents and taught
+    /// examples) instead of the overlay it has: the classifier is reused as it is, only the
+    /// index and the taught texts change. Overlay entries that no longer fit the files (an
+    /// intent or placeholder gone) are left out and returned as findings.
+    pub fn with_overlay(&self, overlay: &Overlay) -> Result<(Self, Vec<Finding>), CatalogError> {
+        let applied = overlay::apply(&self.files, overlay);
+        let matcher = self
+            .matcher
+            .with_index(&applied.index_catalog)
+            .map_err(|e| {
+                CatalogError(vec![Finding {
+                    file: self.files.dir.display().to_string(),
+                    line: None,
+                    message: format!("cannot build the search index: {e}"),
+                }])
+            })?;
+        let engine = Self::assemble(
+            self.files.clone(),
+            applied.catalog,
+            matcher,
+            self.thresholds,
+            applied.taught,
+        );
+        Ok((engine, applied.findings))
+    }
+
+    /// What a text was taught in the review, if it was.
+    pub fn taught(&self, text: &str) -> Option<&Taught> {
+        self.taught.get(&overlay::normalize(text))
     }
 
     pub fn load(dir: &Path, thresholds: Thresholds) -> Result<Self, CatalogError> {
         Self::new(catalog::load(dir)?, thresholds)
+    }
+
+    /// The files in `dir` with the review's overlay merged in; overlay entries that no
+    /// longer fit the files are left out (and logged), as the files are what is deployed.
+    pub fn load_with(
+        dir: &Path,
+        thresholds: Thresholds,
+        overlay: &Overlay,
+    ) -> Result<Self, CatalogError> {
+        let files = Self::load(dir, thresholds)?;
+        if overlay == &Overlay::default() {
+            return Ok(files);
+        }
+        let (engine, findings) = files.with_overlay(overlay)?;
+        for f in findings {
+            tracing::warn!(finding = %f, "catalog overlay entry left out");
+        }
+        Ok(engine)
     }
 
     fn button(&self, id: &str) -> Option<ReplyButton> {
@@ -371,6 +446,25 @@ impl Engine {
             if let Some(intent) = self.typed_choice(message, analyzed, &choices, today) {
                 return self.answer_in_context(intent, Self::certain(intent), conv, reading);
             }
+        }
+        // Taught in the catalog review: answered (or not) as the municipal team said.
+        match self.taught(message) {
+            Some(Taught::Intent(id)) => {
+                if let Some(intent) = self.catalog.intent(id).filter(|i| i.valid_on(today)) {
+                    return self.answer_in_context(intent, Self::certain(intent), conv, reading);
+                }
+            }
+            Some(Taught::OutOfScope) => {
+                let mut reply = self.fallback_reply(self.catalog.botonera.fallback.clone());
+                self.offer_filing_unsure(&mut reply, conv, reading, None);
+                let m = Match {
+                    fallback: true,
+                    decision: Decision::Fallback,
+                    ..Match::default()
+                };
+                return (reply, m);
+            }
+            None => {}
         }
         for (set, topic) in [(text::GREETINGS, "saludo"), (text::FAREWELLS, "despedida")] {
             if text::only_words_from(&analyzed.words, set) {

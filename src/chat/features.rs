@@ -124,6 +124,7 @@ fn raw_features(a: &Analyzed) -> Vec<(u64, bool)> {
 
 /// The feature space learnt from the catalog: which features exist and how informative each
 /// is (inverse document frequency).
+#[derive(Clone)]
 pub struct Vocabulary {
     index: HashMap<u64, u32>,
     idf: Vec<f32>,

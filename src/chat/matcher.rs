@@ -93,6 +93,20 @@ impl Matcher {
         })
     }
 
+    /// The same classifier with another BM25 index: the catalog review's taught examples go
+    /// into the index only, never into the classifier's training, so teaching one text moves
+    /// no other message's probabilities.
+    pub fn with_index(&self, index_catalog: &Catalog) -> tantivy::Result<Self> {
+        Ok(Self {
+            pipeline: self.pipeline.clone(),
+            vocab: self.vocab.clone(),
+            model: self.model.clone(),
+            bm25: Bm25::build(index_catalog)?,
+            folds: self.folds,
+            out_of_scope: self.out_of_scope,
+        })
+    }
+
     pub fn synonyms(&self) -> &Synonyms {
         self.pipeline.synonyms()
     }

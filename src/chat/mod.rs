@@ -8,6 +8,7 @@ pub mod engine;
 pub mod eval;
 pub mod features;
 pub mod matcher;
+pub mod overlay;
 pub mod routes;
 pub mod session;
 pub mod text;
@@ -54,6 +55,16 @@ pub enum Decision {
     /// Did not understand and offered a way out.
     #[default]
     Fallback,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::Clarify => "clarify",
+            Self::Fallback => "fallback",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -123,22 +134,24 @@ impl ChatService {
         *g = Arc::new(engine);
     }
 
-    /// Loads the catalog from `dir` and swaps it in; on any problem the running catalog
-    /// stays and the findings are returned.
+    /// Loads the catalog from `dir`, merges the review's `overlay` and swaps it in; on any
+    /// problem with the files the running catalog stays and the findings are returned.
     pub async fn reload(
         &self,
         dir: std::path::PathBuf,
         thresholds: engine::Thresholds,
+        overlay: overlay::Overlay,
     ) -> Result<Arc<Engine>, catalog::CatalogError> {
-        let built = tokio::task::spawn_blocking(move || Engine::load(&dir, thresholds))
-            .await
-            .map_err(|e| {
-                catalog::CatalogError(vec![catalog::Finding {
-                    file: "-".into(),
-                    line: None,
-                    message: format!("reload task failed: {e}"),
-                }])
-            })??;
+        let built =
+            tokio::task::spawn_blocking(move || Engine::load_with(&dir, thresholds, &overlay))
+                .await
+                .map_err(|e| {
+                    catalog::CatalogError(vec![catalog::Finding {
+                        file: "-".into(),
+                        line: None,
+                        message: format!("reload task failed: {e}"),
+                    }])
+                })??;
         self.replace(built);
         Ok(self.engine())
     }

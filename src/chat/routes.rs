@@ -142,6 +142,11 @@ pub async fn post_message(
                 confidence: Some(f64::from(m.confidence)),
                 fallback: m.fallback,
                 text_masked: Some(mask_personal_data(text)),
+                decision: Some(m.decision.as_str()),
+                best_intent: m
+                    .intent
+                    .clone()
+                    .or_else(|| m.alternatives.first().map(|a| a.intent.clone())),
                 ..Interaction::default()
             });
             (turn.reply, turn.matched)

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::staff::admin::router())
         .merge(crate::staff::users::router())
         .merge(crate::analytics::routes::router())
+        .merge(crate::review::routes::router())
         .merge(crate::web::router(&*limit))
         .merge(crate::console::router(&*limit))
         .fallback(|| async { ApiError::not_found("route").into_response() })

@@ -152,6 +152,14 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::analytics::routes::interactions,
         crate::analytics::routes::export,
         crate::analytics::routes::monthly,
+        crate::review::routes::review,
+        crate::review::routes::list_examples,
+        crate::review::routes::add_example,
+        crate::review::routes::remove_example,
+        crate::review::routes::list_intents,
+        crate::review::routes::add_intent,
+        crate::review::routes::update_intent,
+        crate::review::routes::remove_intent,
     ),
     components(schemas(
         super::error::ErrorBody, super::error::ErrorDetail,
@@ -179,6 +187,10 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::staff::subjects::BlockIn, crate::staff::subjects::Blocked,
         crate::analytics::aggregate::Aggregate, crate::analytics::aggregate::Group,
         crate::analytics::aggregate::GroupBy,
+        crate::review::routes::ReviewOut, crate::review::routes::ReviewGroup,
+        crate::review::routes::ExampleIn, crate::review::routes::GateRefusal,
+        crate::review::routes::IntentIn, crate::review::GateReport, crate::review::gate::Figures,
+        crate::chat::overlay::TaughtExample, crate::chat::overlay::DraftIntent,
     )),
     tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"), (name = "oirs"), (name = "analytics"))
 )]

@@ -103,6 +103,16 @@ pub const USERS_USERNAME: Constraint = Constraint {
     sqlite: "users.username",
 };
 
+pub const CATALOG_EXAMPLES_NORMALIZED: Constraint = Constraint {
+    postgres: "catalog_examples_normalized_key",
+    sqlite: "catalog_examples.normalized",
+};
+
+pub const CATALOG_INTENTS_ID: Constraint = Constraint {
+    postgres: "catalog_intents_pkey",
+    sqlite: "catalog_intents.id",
+};
+
 pub const IDEMPOTENCY_KEY: Constraint = Constraint {
     postgres: "idempotency_keys_pkey",
     sqlite: "idempotency_keys.key",
@@ -144,11 +154,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 7 "review")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 7 "review")
 }
 
 /// How hard a commit waits for the disk.
