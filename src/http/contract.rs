@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 /// Characters `str::trim` removes (Unicode White_Space), for use inside a regex class.
 pub const WS: &str = r"\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
+/// The letters and digits a taught text needs one of: ASCII and Latin-1/Latin Extended
+/// letters (no × or ÷), as `review::has_word` reads them.
+pub const WORD: &str = r"0-9A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F";
+
 /// A string with something other than white space in it (`!s.trim().is_empty()`).
 pub fn nonblank() -> String {
     format!("[^{WS}]")
@@ -73,6 +77,8 @@ pub struct Live {
     pub case_types: Vec<String>,
     pub topics: Vec<String>,
     pub departments: Vec<String>,
+    /// Intent ids (files and the review's new intents).
+    pub intents: Vec<String>,
 }
 
 /// The document with the common statuses and, when known, the live values.
@@ -245,6 +251,22 @@ fn add_text_rules(doc: &mut Value) {
     ] {
         set(property_mut(doc, schema, prop), "pattern", json!(nonblank));
     }
+    // A taught text needs a letter or digit (the review's validator: `has_word`).
+    set(
+        property_mut(doc, "ExampleIn", "text"),
+        "pattern",
+        json!(format!("[{WORD}]")),
+    );
+    set(
+        property_mut(doc, "IntentIn", "answer"),
+        "pattern",
+        json!(nonblank),
+    );
+    set(
+        property_mut(doc, "IntentIn", "title"),
+        "pattern",
+        json!(trimmed_at_least(3)),
+    );
     let email = property_mut(doc, "DepartmentIn", "email");
     set(email, "pattern", json!(email_pattern(Blank::Empty)));
     set(email, "maxLength", json!(254));
@@ -363,6 +385,29 @@ fn add_live_values(doc: &mut Value, live: &Live) {
             {"required": ["text"], "properties": {"text": text_only, "button": {"type": "null"}}},
             {"required": ["button"], "properties": {"button": button_only, "text": {"type": "null"}}}
         ]),
+    );
+
+    // Catalog review: an example's intent, a new intent's topic and buttons.
+    let mut intents = enum_of(&live.intents, &[]);
+    if let Some(values) = intents.as_array_mut() {
+        values.push(Value::Null);
+    }
+    set(property_mut(doc, "ExampleIn", "intent"), "enum", intents);
+    set(
+        property_mut(doc, "IntentIn", "topic"),
+        "enum",
+        enum_of(&live.topics, &[]),
+    );
+    let menu: Vec<String> = live
+        .buttons
+        .iter()
+        .filter(|b| !b.starts_with(crate::chat::engine::INTENT_BUTTON_PREFIX))
+        .cloned()
+        .collect();
+    set(
+        &mut property_mut(doc, "IntentIn", "buttons")["items"],
+        "enum",
+        enum_of(&menu, &[]),
     );
 
     let rule = schema_mut(doc, "RoutingRule");

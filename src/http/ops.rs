@@ -98,7 +98,11 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         .into_iter()
         .map(|d| d.id)
         .collect();
+    let mut intents: Vec<String> = catalog.intents.iter().map(|i| i.id.clone()).collect();
+    intents.sort();
+    intents.dedup();
     Ok(contract::Live {
+        intents,
         buttons,
         case_types,
         topics,

@@ -155,6 +155,14 @@ pub async fn refresh(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether a text has a letter or digit the review reads (the document's pattern for it).
+pub fn has_word(text: &str) -> bool {
+    text.chars().any(|c| {
+        c.is_ascii_alphanumeric()
+            || ('\u{C0}'..='\u{24F}').contains(&c) && c != '\u{D7}' && c != '\u{F7}'
+    })
+}
+
 /// A new intent's id from its title: its folded words joined by `_`, at most 60 characters.
 pub fn intent_id(title: &str) -> String {
     let id: String = overlay::normalize(title)

@@ -181,7 +181,7 @@ pub async fn add_example(
         return e.into_response();
     }
     let text = input.text.trim().to_string();
-    if text.is_empty() || overlay::normalize(&text).is_empty() {
+    if !super::has_word(&text) || overlay::normalize(&text).is_empty() {
         return ApiError::invalid("text", "the text has no words").into_response();
     }
     if input.text.chars().count() > MAX_EXAMPLE_CHARS {
