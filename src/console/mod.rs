@@ -6,6 +6,7 @@ mod admin;
 mod analytics;
 mod cases;
 mod privacy;
+mod review;
 mod subjects;
 
 use std::collections::HashMap;
@@ -78,6 +79,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("_registro.html", crate::web::REGISTER),
     (
+        "review.html",
+        include_str!("../../templates/staff/review.html"),
+    ),
+    (
+        "review_draft.html",
+        include_str!("../../templates/staff/review_draft.html"),
+    ),
+    (
         "subject.html",
         include_str!("../../templates/staff/subject.html"),
     ),
@@ -113,6 +122,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(admin::router())
         .merge(privacy::router())
         .merge(subjects::router())
+        .merge(review::router())
 }
 
 async fn css(h: HeaderMap) -> Response {
