@@ -43,9 +43,12 @@ fn day(field: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
     }
 }
 
+/// A figure's Spanish label, its key in the gate's report, and how to read it.
+type Named = (&'static str, &'static str, fn(&Figures) -> f64);
+
 /// The gate's figures as rows people read: figure, before, after, whether it got worse.
 fn figure_rows(report: &GateReport) -> Vec<Value> {
-    let names: [(&str, &str, fn(&Figures) -> f64); 6] = [
+    let names: [Named; 6] = [
         ("Consultas respondidas", "answer_rate", |f| f.answer_rate),
         ("Respuestas correctas", "answer_precision", |f| {
             f.answer_precision
@@ -119,8 +122,7 @@ async fn view(
         .iter()
         .map(|i| (i.id.clone(), i.title.clone()))
         .collect();
-    intents
-        .sort_by(|a, b| crate::chat::text::sort_key(&a.1).cmp(&crate::chat::text::sort_key(&b.1)));
+    intents.sort_by_key(|a| crate::chat::text::sort_key(&a.1));
     intents.dedup_by(|a, b| a.0 == b.0);
     let groups: Vec<Value> = work
         .groups
@@ -330,8 +332,7 @@ async fn draft_view(
         .iter()
         .map(|t| (t.id.clone(), engine.catalog.topic_label(&t.id)))
         .collect();
-    topics
-        .sort_by(|a, b| crate::chat::text::sort_key(&a.1).cmp(&crate::chat::text::sort_key(&b.1)));
+    topics.sort_by_key(|a| crate::chat::text::sort_key(&a.1));
     let mut keys: Vec<&String> = engine.catalog.profile.values.keys().collect();
     keys.sort();
     Ok(c.page(
