@@ -103,6 +103,15 @@ enum IntentsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Write the catalog review's overlay (examples and new intents taught in the console)
+    /// in the catalog's file format, for the repository to absorb.
+    Export {
+        /// Folder to write to (created if missing).
+        #[arg(long, default_value = "revision")]
+        out: PathBuf,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Show how the assistant reads one message: candidates, probabilities, decision.
     Explain {
         message: String,
@@ -356,10 +365,46 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Intents {
+            command: IntentsCommand::Export { out, dir },
+        } => {
+            let dir = dir.unwrap_or(config.intents_dir.clone());
+            let files = catalog::load(&dir).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let ov = overlay_of(&config.database_url).await?;
+            let written = crate::chat::overlay::export(&files, &ov);
+            if written.is_empty() {
+                println!("nothing to export: no examples or new intents were taught");
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::fs::create_dir_all(&out)?;
+            for (name, text) in written {
+                let path = out.join(name);
+                std::fs::write(&path, text)?;
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Intents {
             command: IntentsCommand::Check { dir },
         } => {
-            let dir = dir.unwrap_or(config.intents_dir);
-            let (cat, findings) = catalog::load_with_findings(&dir);
+            let dir = dir.unwrap_or(config.intents_dir.clone());
+            let (cat, mut findings) = catalog::load_with_findings(&dir);
+            // The overlay, when this configuration has a database to read it from.
+            if let Some(files) = cat
+                .as_ref()
+                .filter(|_| database_present(&config.database_url))
+            {
+                match overlay_of(&config.database_url).await {
+                    Ok(ov) => {
+                        findings.extend(crate::chat::overlay::apply(files, &ov).findings);
+                        println!(
+                            "overlay: {} taught example(s), {} new intent(s)",
+                            ov.examples.len(),
+                            ov.intents.len()
+                        );
+                    }
+                    Err(e) => println!("overlay not checked: {e}"),
+                }
+            }
             for f in &findings {
                 println!("{f}");
             }
@@ -510,3 +555,27 @@ fn spawn_reload_on_sighup(state: AppState) {
 
 #[cfg(not(unix))]
 fn spawn_reload_on_sighup(_state: AppState) {}
+
+/// Whether the configured database exists (PostgreSQL is assumed to; a SQLite file must be
+/// there already, so a check never creates one).
+fn database_present(url: &str) -> bool {
+    match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Some(rest) => {
+            let path = rest.split('?').next().unwrap_or_default();
+            !path.is_empty() && !path.contains(":memory:") && std::path::Path::new(path).exists()
+        }
+        None => true,
+    }
+}
+
+/// The catalog review's overlay stored in the database at `url` (migrated first).
+async fn overlay_of(url: &str) -> anyhow::Result<crate::chat::overlay::Overlay> {
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    let ov = crate::chat::overlay::load(&store).await?;
+    store.close().await;
+    Ok(ov)
+}

@@ -429,3 +429,77 @@ async fn every_instance_follows_a_change(backend: Backend) {
     );
 }
 on_both_backends!(every_instance_follows_a_change);
+
+/// `ventanilla intents export` writes the overlay in the catalog's format (the files parse as
+/// TOML and hold what was taught); `intents check` checks files and overlay together.
+async fn export_writes_the_overlay_as_catalog_files(backend: Backend) {
+    let Some(app) = common::spawn_app(backend).await else {
+        return;
+    };
+    let analyst = app.login_as("analista", "analyst", None).await;
+    let (status, _) = call(
+        &app,
+        &analyst,
+        reqwest::Method::POST,
+        "/api/v1/admin/catalog/intents",
+        Some(
+            json!({"topic": "cultura_deportes", "title": "Piscina municipal",
+                    "answer": "Llame al {{telefono_central}}.", "buttons": []}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201);
+    for body in [
+        json!({"intent": "piscina_municipal", "text": PISCINA}),
+        json!({"intent": "cementerio", "text": "a que hora cierra el camposanto"}),
+        json!({"intent": null, "text": FERIA}),
+    ] {
+        assert_eq!(teach(&app, &analyst, body).await.0, 201);
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+            .args(args)
+            .env("DATABASE_URL", &app.db.url)
+            .env("VENTANILLA_INTENTS_DIR", common::intents_dir())
+            .env_remove("VENTANILLA_CONFIG")
+            .output()
+            .expect("run ventanilla")
+    };
+    let export = run(&[
+        "intents",
+        "export",
+        "--out",
+        &out.path().display().to_string(),
+    ]);
+    assert!(export.status.success(), "{export:?}");
+    let read = |name: &str| -> toml::Value {
+        let text = std::fs::read_to_string(out.path().join(name)).expect(name);
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"))
+    };
+    let new = read("95-revision.toml");
+    let intent = &new["intent"][0];
+    assert_eq!(intent["id"].as_str(), Some("piscina_municipal"));
+    assert_eq!(
+        intent["answer"].as_str(),
+        Some("Llame al {{telefono_central}}.")
+    );
+    assert_eq!(intent["examples"][0].as_str(), Some(PISCINA));
+    let examples = read("revision-ejemplos.toml");
+    assert_eq!(
+        examples["examples"]["cementerio"][0].as_str(),
+        Some("a que hora cierra el camposanto")
+    );
+    assert_eq!(
+        read("revision-fuera-de-ambito.toml")["examples"][0].as_str(),
+        Some(FERIA)
+    );
+    let check = run(&["intents", "check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(
+        said.contains("overlay: 3 taught example(s), 1 new intent(s)"),
+        "{said}"
+    );
+}
+on_both_backends!(export_writes_the_overlay_as_catalog_files);
