@@ -109,10 +109,17 @@ pub async fn teach(
     let sets = state.config.chat.eval_sets.clone();
     let today = state.today();
     let (candidate, report) = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         let sets = gate::load_sets(&sets);
         let before = gate::figures(&running, &sets, today);
         let after = gate::figures(&candidate, &sets, today);
         let lowered = gate::lowered(&before, &after);
+        tracing::info!(
+            sets = sets.len(),
+            lowered = lowered.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "catalog review gate"
+        );
         (
             candidate,
             GateReport {
