@@ -141,11 +141,13 @@ pub struct ExampleIn {
     pub confirm: bool,
 }
 
-/// A refused change: the error and the figures before and after.
+/// A refused change: the error and, for `figures_lowered`, the figures before and after
+/// (`already_taught` carries none).
 #[derive(Serialize, ToSchema)]
 pub struct GateRefusal {
     pub error: ErrorDetail,
-    pub figures: GateReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figures: Option<GateReport>,
 }
 
 /// The texts taught so far, newest first.
@@ -203,7 +205,7 @@ pub async fn add_example(
                     field: Some("text".into()),
                     fields: Vec::new(),
                 },
-                figures: report,
+                figures: Some(report),
             };
             (StatusCode::CONFLICT, Json(body)).into_response()
         }
