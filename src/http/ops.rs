@@ -114,6 +114,7 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::chat::routes::create_session,
         crate::chat::routes::post_message,
         crate::chat::routes::menu,
+        crate::chat::feedback::post_feedback,
         crate::chat::routes::reload_catalog,
         crate::staff::routes::login,
         crate::staff::routes::logout,
@@ -123,6 +124,7 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::oirs::routes::file_case,
         crate::oirs::routes::track_case,
         crate::oirs::routes::track_case_post,
+        crate::oirs::satisfaction::rate_answer,
         crate::staff::cases::list,
         crate::staff::cases::detail,
         crate::staff::cases::register,
@@ -152,6 +154,8 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::analytics::routes::interactions,
         crate::analytics::routes::export,
         crate::analytics::routes::monthly,
+        crate::analytics::routes::satisfaction,
+        crate::analytics::routes::feedback,
     ),
     components(schemas(
         super::error::ErrorBody, super::error::ErrorDetail,
@@ -179,6 +183,13 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::staff::subjects::BlockIn, crate::staff::subjects::Blocked,
         crate::analytics::aggregate::Aggregate, crate::analytics::aggregate::Group,
         crate::analytics::aggregate::GroupBy,
+        crate::oirs::satisfaction::Survey, crate::oirs::satisfaction::SatisfactionIn,
+        crate::oirs::satisfaction::SatisfactionOut, crate::oirs::satisfaction::SatisfactionGroup,
+        crate::oirs::satisfaction::Rated,
+        crate::chat::feedback::FeedbackIn, crate::chat::feedback::IntentFeedback,
+        crate::chat::feedback::UnhelpfulAnswer, crate::chat::feedback::UnhelpfulText,
+        crate::analytics::routes::SatisfactionOut, crate::analytics::routes::DepartmentSatisfaction,
+        crate::analytics::routes::FeedbackOut,
     )),
     tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"), (name = "oirs"), (name = "analytics"))
 )]
