@@ -282,11 +282,12 @@ pub struct FeedbackIn {
 }
 
 /// Says whether an answer helped ("¿Te sirvió?"). Only answers (`decision: answer`) can be
-/// rated; a turn of another session, or unknown, is 404; again for the same turn, the latest
-/// verdict replaces the earlier one.
+/// rated (another turn is 409); a turn of another session, or unknown, is 404; again for the
+/// same turn, the latest verdict replaces the earlier one.
 #[utoipa::path(post, path = "/api/v1/chat/sessions/{session_id}/feedback", tag = "chat",
     params(("session_id" = String, Path)), request_body = FeedbackIn,
     responses((status = 204, description = "recorded"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the turn was not an answer"),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn post_feedback(
     State(state): State<AppState>,
@@ -306,10 +307,11 @@ pub async fn post_feedback(
     match (&turn.decision, &turn.intent) {
         (Decision::Answer, Some(_)) => {}
         _ => {
-            return Err(ApiError::invalid(
-                "turn_id",
+            return Err(ApiError::conflict(
+                "not_an_answer",
                 "only answers can be rated (this turn asked to choose or did not understand)",
-            ))
+            )
+            .with_field("turn_id"))
         }
     }
     record(
