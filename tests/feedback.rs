@@ -405,13 +405,13 @@ async fn answer_feedback(backend: Backend) {
     );
     let ghost = uuid::Uuid::new_v4().to_string();
     assert_eq!(feedback(&app, &ghost, &turn, false).await.0, 404);
-    // Only answers can be rated; a missing verdict is named.
+    // Only answers can be rated (409); a missing verdict is a 422.
     let v = say(&app, &sid, "receta de calzones rotos").await;
     assert_eq!(v["match"]["decision"], "fallback", "{v}");
     let (s, v) = feedback(&app, &sid, &v["turn_id"], false).await;
     assert_eq!(
-        (s, v["error"]["field"].as_str()),
-        (422, Some("turn_id")),
+        (s, v["error"]["code"].as_str()),
+        (409, Some("not_an_answer")),
         "{v}"
     );
     let r = app
