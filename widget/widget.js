@@ -36,6 +36,8 @@
     rightHint: "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indica también tu RUT.",
     errRight: "Elige qué derecho quieres ejercer sobre tus datos.", errRutData: "Para una solicitud sobre tus datos personales escribe tu RUT.",
     chooseType: "Elige el tipo de caso", chooseTopic: "Elige un tema", fix: (n) => n === 1 ? "Revisa este campo:" : `Revisa estos ${n} campos:`,
+    helped: "¿Te sirvió?", yesLabel: "Sí, esta respuesta me sirvió", noLabel: "No, esta respuesta no me sirvió",
+    thanks: "¡Gracias por contarnos! Nos ayuda a mejorar las respuestas.",
   } : {
     launcher: "¿Le ayudo? Converse con el municipio", placeholder: "Escriba su consulta…", label: "Escriba su consulta",
     me: "Usted: ", foot: "No comparta claves ni datos bancarios en el chat.",
@@ -56,6 +58,8 @@
     rightHint: "Se responde en 30 días corridos, prorrogables una vez por otros 30. Indique también su RUT.",
     errRight: "Elija qué derecho quiere ejercer sobre sus datos.", errRutData: "Para una solicitud sobre sus datos personales escriba su RUT.",
     chooseType: "Elija el tipo de caso", chooseTopic: "Elija un tema", fix: (n) => n === 1 ? "Revise este campo:" : `Revise estos ${n} campos:`,
+    helped: "¿Le sirvió?", yesLabel: "Sí, esta respuesta me sirvió", noLabel: "No, esta respuesta no me sirvió",
+    thanks: "¡Gracias por contarnos! Nos ayuda a mejorar las respuestas.",
   };
 
   const script = document.currentScript;
@@ -209,7 +213,35 @@
       box.append(h("div", { class: "buttons", role: "group", "aria-label": "Opciones" },
         buttons.map((b) => h("button", { type: "button", class: "option", onclick: () => clickButton(b) }, b.label))));
     }
+    if (reply.turn_id && reply.rate) box.append(feedbackBlock(reply));
     if (live === false) box.removeAttribute("tabindex");
+    return box;
+  }
+
+  // "¿Le sirvió?" under an answer: one click, then thanks (kept in the transcript).
+  function feedbackBlock(reply) {
+    const box = h("div", { class: "feedback" });
+    const thanks = () => {
+      box.textContent = "";
+      box.append(h("p", { role: "status", text: T.thanks }));
+    };
+    if (reply.useful !== undefined) { thanks(); return box; }
+    const send = (useful) => {
+      reply.useful = useful;
+      save();
+      thanks();
+      // The buttons are gone: keep the keyboard where the resident was.
+      const said = box.firstChild;
+      said.setAttribute("tabindex", "-1");
+      said.focus({ preventScroll: true });
+      // Best effort: a lost verdict is not worth interrupting the conversation for.
+      api(`/api/v1/chat/sessions/${encodeURIComponent(reply.sid)}/feedback`, { method: "POST", body: { turn_id: reply.turn_id, useful } }).catch(() => {});
+    };
+    const q = id("fb");
+    box.append(h("span", { id: q, text: T.helped }),
+      h("div", { class: "fb-choices", role: "group", "aria-labelledby": q },
+        h("button", { type: "button", class: "fb", "aria-label": T.yesLabel, onclick: () => send(true) }, "Sí"),
+        h("button", { type: "button", class: "fb", "aria-label": T.noLabel, onclick: () => send(false) }, "No")));
     return box;
   }
 
@@ -324,7 +356,8 @@
       return { text: T.gone, buttons: [{ id: "menu", label: "Menú principal" }], links: [] };
     }
     if (r.status !== 200) throw new Problem("offline", "unexpected answer");
-    return r.json.reply;
+    // The turn, so the resident can say whether an answer helped.
+    return Object.assign(r.json.reply, { turn_id: r.json.turn_id, rate: !!(r.json.match && r.json.match.decision === "answer"), sid: state.sid });
   }
 
   function sendText() {

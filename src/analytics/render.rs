@@ -264,7 +264,19 @@ pub fn html(r: &MonthlyReport, generated: &str) -> Result<String, minijinja::Err
         oirs_by_type => r.oirs.by_type,
         oirs_by_department => r.oirs.by_department,
         oirs_by_status => r.oirs.by_status,
+        satisfaction => r.satisfaction.iter().map(|g| context! {
+            name => g.department_name, count => thousands(g.count), average => decimal2(g.average), low => thousands(g.low),
+        }).collect::<Vec<_>>(),
+        unhelpful => r.unhelpful_answers.iter().map(|f| context! {
+            title => f.title, count => thousands(f.unhelpful), share => pct(f.share_unhelpful),
+            rated => thousands(f.useful + f.unhelpful),
+        }).collect::<Vec<_>>(),
     })
+}
+
+/// "4,25": two decimals with a decimal comma (es-CL).
+fn decimal2(v: f64) -> String {
+    format!("{v:.2}").replace('.', ",")
 }
 
 /// "3" or "3,5" days.

@@ -99,6 +99,23 @@ pub struct MonthlyReport {
     pub unanswered: Vec<Count>,
     pub observations: Vec<String>,
     pub oirs: OirsFigures,
+    /// Residents' ratings of the answers to their closed cases, by department (scores only).
+    #[serde(default)]
+    pub satisfaction: Vec<Satisfaction>,
+    /// The chat answers most often marked unhelpful ("¿Te sirvió?" → no), at most ten.
+    #[serde(default)]
+    pub unhelpful_answers: Vec<crate::chat::feedback::IntentFeedback>,
+}
+
+/// One department's ratings in the month.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Satisfaction {
+    pub department: String,
+    pub department_name: String,
+    pub count: i64,
+    pub average: f64,
+    /// Scores of 1 or 2.
+    pub low: i64,
 }
 
 /// First and last day of a `YYYY-MM` month.
@@ -350,6 +367,27 @@ pub async fn monthly(
         &names,
     )
     .await?;
+    let satisfaction = crate::oirs::satisfaction::groups(store, from, to, false)
+        .await?
+        .into_iter()
+        .map(|g| Satisfaction {
+            department_name: names.department(&g.key),
+            department: g.key,
+            count: g.count,
+            average: g.average,
+            low: g.low,
+        })
+        .collect();
+    let title = |k: &str| {
+        input
+            .intent_titles
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| k.replace('_', " "))
+    };
+    let mut unhelpful_answers = crate::chat::feedback::by_intent(store, from, to, title).await?;
+    unhelpful_answers.retain(|f| f.unhelpful > 0);
+    unhelpful_answers.truncate(10);
     Ok(Some(MonthlyReport {
         month: month.to_string(),
         municipality: input.municipality.clone(),
@@ -378,6 +416,8 @@ pub async fn monthly(
         unanswered: counts(unanswered, |k| k.to_string()),
         observations,
         oirs,
+        satisfaction,
+        unhelpful_answers,
     }))
 }
 
@@ -442,6 +482,24 @@ pub fn to_csv(r: &MonthlyReport) -> Result<String, csv::Error> {
         for c in list {
             w.write_record([section, &c.key, &c.label, &c.count.to_string(), ""])?;
         }
+    }
+    for g in &r.satisfaction {
+        w.write_record([
+            "satisfaccion",
+            &g.department,
+            &g.department_name,
+            &g.count.to_string(),
+            &format!("{:.2}", g.average),
+        ])?;
+    }
+    for f in &r.unhelpful_answers {
+        w.write_record([
+            "respuestas_no_utiles",
+            &f.intent,
+            &f.title,
+            &f.unhelpful.to_string(),
+            &format!("{:.4}", f.share_unhelpful),
+        ])?;
     }
     for (i, o) in r.observations.iter().enumerate() {
         w.write_record(["observacion", &i.to_string(), o, "", ""])?;

@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/analytics/interactions", get(interactions))
         .route("/api/v1/analytics/export", get(export))
+        .route("/api/v1/analytics/satisfaction", get(satisfaction))
+        .route("/api/v1/analytics/feedback", get(feedback))
         .route("/api/v1/reports/monthly/{month}", get(monthly))
 }
 
@@ -405,4 +407,133 @@ pub async fn monthly(
         return Ok(attachment(ct, format!("informe-{month}-excel.csv"), excel));
     }
     Ok(attachment(ct, format!("informe-{month}.{format}"), body))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DatesQuery {
+    /// First local date (YYYY-MM-DD), inclusive; default 30 days before `to`. At most ten
+    /// years before `to`.
+    #[param(value_type = Option<NaiveDate>)]
+    pub from: Option<String>,
+    /// Last local date, inclusive; default today.
+    #[param(value_type = Option<NaiveDate>)]
+    pub to: Option<String>,
+}
+
+impl DatesQuery {
+    fn range(self, state: &AppState) -> Result<(NaiveDate, NaiveDate), ApiError> {
+        let q = RangeQuery {
+            from: self.from,
+            to: self.to,
+            group_by: None,
+            format: None,
+            excel: false,
+        };
+        range(state, &q)
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SatisfactionOut {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Ratings given in the period.
+    pub count: i64,
+    /// Mean score (1–5) of all of them; 0 when none.
+    pub average: f64,
+    /// By department, the most rated first.
+    pub groups: Vec<DepartmentSatisfaction>,
+    /// By month (`YYYY-MM`) in order.
+    pub months: Vec<crate::oirs::satisfaction::SatisfactionGroup>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DepartmentSatisfaction {
+    pub department: String,
+    pub department_name: String,
+    pub count: i64,
+    pub average: f64,
+    /// Scores of 1 or 2 (each alerted the department).
+    pub low: i64,
+}
+
+/// How residents rated the answers to their closed cases (1–5), by department and by month,
+/// for ratings given between `from` and `to`. Scores and counts only: comments stay on the
+/// case.
+#[utoipa::path(get, path = "/api/v1/analytics/satisfaction", tag = "analytics", params(DatesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = SatisfactionOut),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn satisfaction(
+    State(state): State<AppState>,
+    user: StaffUser,
+    ApiQuery(q): ApiQuery<DatesQuery>,
+) -> ApiResult<Json<SatisfactionOut>> {
+    user.require(ROLES)?;
+    let (from, to) = q.range(&state)?;
+    Ok(Json(satisfaction_summary(&state.store, from, to).await?))
+}
+
+/// The satisfaction figures of a period, departments by name.
+pub async fn satisfaction_summary(
+    store: &crate::store::Store,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<SatisfactionOut, crate::store::StoreError> {
+    use crate::oirs::satisfaction::{average, groups};
+    let by_dept = groups(store, from, to, false).await?;
+    let months = groups(store, from, to, true).await?;
+    let names = crate::oirs::service::Names::load(store).await?;
+    let count: i64 = by_dept.iter().map(|g| g.count).sum();
+    let sum: i64 = by_dept.iter().map(|g| g.sum).sum();
+    Ok(SatisfactionOut {
+        from,
+        to,
+        count,
+        average: average(sum, count),
+        groups: by_dept
+            .into_iter()
+            .map(|g| DepartmentSatisfaction {
+                department_name: names.department(&g.key),
+                department: g.key,
+                count: g.count,
+                average: g.average,
+                low: g.low,
+            })
+            .collect(),
+        months,
+    })
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FeedbackOut {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Per intent, the most often unhelpful first.
+    pub groups: Vec<crate::chat::feedback::IntentFeedback>,
+}
+
+/// "¿Te sirvió?" under the chat's answers: per intent, how many residents said it helped and
+/// how many said it did not, between `from` and `to`. No text, no session.
+#[utoipa::path(get, path = "/api/v1/analytics/feedback", tag = "analytics", params(DatesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = FeedbackOut),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    user: StaffUser,
+    ApiQuery(q): ApiQuery<DatesQuery>,
+) -> ApiResult<Json<FeedbackOut>> {
+    user.require(ROLES)?;
+    let (from, to) = q.range(&state)?;
+    let titles = state.chat.engine().catalog.intent_titles();
+    let groups = crate::chat::feedback::by_intent(&state.store, from, to, |i| {
+        titles
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| i.replace('_', " "))
+    })
+    .await?;
+    Ok(Json(FeedbackOut { from, to, groups }))
 }

@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod engine;
 pub mod eval;
 pub mod features;
+pub mod feedback;
 pub mod matcher;
 pub mod overlay;
 pub mod routes;

@@ -25,6 +25,10 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
             "/api/v1/chat/sessions/{session_id}/messages",
             post(post_message),
         )
+        .route(
+            "/api/v1/chat/sessions/{session_id}/feedback",
+            post(super::feedback::post_feedback),
+        )
         .route("/api/v1/chat/menu", get(menu));
     limit(public).route("/api/v1/admin/catalog/reload", post(reload_catalog))
 }
@@ -52,6 +56,8 @@ pub struct MessageOut {
     pub reply: Reply,
     #[serde(rename = "match")]
     pub matched: Match,
+    /// This turn within its session: `POST …/feedback` rates the answer with it.
+    pub turn_id: String,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -165,7 +171,17 @@ pub async fn post_message(
     if loaded.needs_save(&sess, now_ms) {
         state.sessions.save(&session_id, &sess, now_ms).await?;
     }
-    Ok(Json(MessageOut { reply, matched }))
+    let turn_id = super::feedback::Turn {
+        at: now_ms,
+        decision: matched.decision,
+        intent: matched.intent.clone(),
+    }
+    .id(&session_id);
+    Ok(Json(MessageOut {
+        reply,
+        matched,
+        turn_id,
+    }))
 }
 
 enum Input {

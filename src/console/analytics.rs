@@ -130,6 +130,29 @@ async fn page(
         svg => Value::from_safe_string(render::hbar_chart(title, &bars)),
         rows => rows(&by_button, &button_label),
     };
+    // Residents' verdicts: scores by unit and the chat answers most often unhelpful.
+    let satisfaction =
+        crate::analytics::routes::satisfaction_summary(&state.store, from, to).await?;
+    let decimal = |v: f64| format!("{v:.2}").replace('.', ",");
+    let satisfaction_rows: Vec<Value> = satisfaction
+        .groups
+        .iter()
+        .map(|g| context! { name => g.department_name, count => g.count, average => decimal(g.average), low => g.low })
+        .collect();
+    let titles = engine.catalog.intent_titles();
+    let mut unhelpful = crate::chat::feedback::by_intent(&state.store, from, to, |i| {
+        titles
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| i.replace('_', " "))
+    })
+    .await?;
+    unhelpful.retain(|f| f.unhelpful > 0);
+    unhelpful.truncate(10);
+    let unhelpful_rows: Vec<Value> = unhelpful
+        .iter()
+        .map(|f| context! { title => f.title, count => f.unhelpful, rated => f.useful + f.unhelpful, share => crate::analytics::report::pct(f.share_unhelpful) })
+        .collect();
     let month = to.format("%Y-%m").to_string();
     Ok(c.page(
         &state,
@@ -142,6 +165,10 @@ async fn page(
             charts => charts,
             buttons => buttons_chart,
             month => month,
+            satisfaction_count => satisfaction.count,
+            satisfaction_average => decimal(satisfaction.average),
+            satisfaction => satisfaction_rows,
+            unhelpful => unhelpful_rows,
         },
     ))
 }

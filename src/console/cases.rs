@@ -337,6 +337,9 @@ async fn show(
         &case.folio,
         context! {
             case => case,
+            satisfaction => d.satisfaction.as_ref().map(|r| context! {
+                score => r.score, comment => r.comment, at => local_time(state, r.at),
+            }),
             type_label => names.case_type(&case.case_type),
             channel_label => channel_label(case.channel.as_str()),
             topics => topics,

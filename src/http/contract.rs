@@ -308,6 +308,16 @@ fn add_text_rules(doc: &mut Value) {
         ]),
     );
 
+    // A rating names the resident by the tracking code or the RUT (either).
+    set(
+        schema_mut(doc, "SatisfactionIn"),
+        "anyOf",
+        json!([
+            {"required": ["code"], "properties": {"code": {"type": "string"}}},
+            {"required": ["rut"], "properties": {"rut": {"type": "string"}}}
+        ]),
+    );
+
     let username = property_mut(doc, "UserIn", "username");
     set(
         username,

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::chat::routes::router(&*limit))
         .merge(crate::staff::routes::router(&*limit))
         .merge(crate::oirs::routes::router(&*limit))
+        .merge(crate::oirs::satisfaction::router(&*limit))
         .merge(crate::staff::cases::router())
         .merge(crate::staff::subjects::router())
         .merge(crate::staff::admin::router())

@@ -118,6 +118,7 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::chat::routes::create_session,
         crate::chat::routes::post_message,
         crate::chat::routes::menu,
+        crate::chat::feedback::post_feedback,
         crate::chat::routes::reload_catalog,
         crate::staff::routes::login,
         crate::staff::routes::logout,
@@ -127,6 +128,7 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::oirs::routes::file_case,
         crate::oirs::routes::track_case,
         crate::oirs::routes::track_case_post,
+        crate::oirs::satisfaction::rate_answer,
         crate::staff::cases::list,
         crate::staff::cases::detail,
         crate::staff::cases::register,
@@ -164,6 +166,8 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::review::routes::add_intent,
         crate::review::routes::update_intent,
         crate::review::routes::remove_intent,
+        crate::analytics::routes::satisfaction,
+        crate::analytics::routes::feedback,
     ),
     components(schemas(
         super::error::ErrorBody, super::error::ErrorDetail,
@@ -195,6 +199,13 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::review::routes::ExampleIn, crate::review::routes::GateRefusal,
         crate::review::routes::IntentIn, crate::review::GateReport, crate::review::gate::Figures,
         crate::chat::overlay::TaughtExample, crate::chat::overlay::DraftIntent,
+        crate::oirs::satisfaction::Survey, crate::oirs::satisfaction::SatisfactionIn,
+        crate::oirs::satisfaction::SatisfactionOut, crate::oirs::satisfaction::SatisfactionGroup,
+        crate::oirs::satisfaction::Rated,
+        crate::chat::feedback::FeedbackIn, crate::chat::feedback::IntentFeedback,
+        crate::chat::feedback::UnhelpfulAnswer, crate::chat::feedback::UnhelpfulText,
+        crate::analytics::routes::SatisfactionOut, crate::analytics::routes::DepartmentSatisfaction,
+        crate::analytics::routes::FeedbackOut,
     )),
     tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"), (name = "oirs"), (name = "analytics"))
 )]

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod domain;
 pub mod routes;
 pub mod rut;
+pub mod satisfaction;
 pub mod service;
 
 pub use rut::Rut;

@@ -445,6 +445,10 @@ pub struct TrackOut {
     pub history: Vec<PublicEvent>,
     pub answer: Option<String>,
     pub answered_at: Option<DateTime<Utc>>,
+    /// Whether the resident may rate the answer now (`open`: the case is closed and not yet
+    /// rated), already did (`answered`), or not (`not_available`).
+    #[serde(default)]
+    pub survey: super::satisfaction::Survey,
 }
 
 /// Status, deadline, public history and the answer. Needs the folio plus the tracking code
@@ -490,14 +494,34 @@ pub async fn track_case_post(
     Ok(Json(lookup(&state, client, &folio, &q).await?))
 }
 
-/// Tracking for the API and the /seguimiento page: the same 404 for an unknown folio and a
-/// wrong secret, 429 once this client has guessed wrong too often (see [`TRACKING`]).
+/// Tracking for the API and the /seguimiento page (see [`authorize`]).
 pub async fn lookup(
+    state: &AppState,
+    client: ClientAddr,
+    folio: &str,
+    q: &TrackQuery,
+) -> ApiResult<TrackOut> {
+    let store = &state.store;
+    let case = authorize(state, client, folio, q).await?;
+    let events = service::case_events(store, case.id, true).await?;
+    let names = service::Names::load(store).await?;
+    let rated = super::satisfaction::rating_of(store, case.id)
+        .await?
+        .is_some();
+    let survey =
+        super::satisfaction::survey_state(case.status, case.duplicate_of.as_deref(), rated);
+    Ok(track_out(state, case, events, &names, survey))
+}
+
+/// The case behind a folio and its tracking code or RUT, for the resident who filed it: the
+/// same 404 for an unknown folio and a wrong secret, 429 once this client has guessed wrong
+/// too often (see [`TRACKING`]).
+pub async fn authorize(
     state: &AppState,
     ClientAddr(client): ClientAddr,
     folio: &str,
     q: &TrackQuery,
-) -> ApiResult<TrackOut> {
+) -> ApiResult<service::CaseRecord> {
     let not_found = || ApiError::not_found("case");
     let Some(folio) = Folio::parse(folio).map(|f| f.to_string()) else {
         return Err(not_found());
@@ -523,8 +547,16 @@ pub async fn lookup(
         TRACKING.failed(store, client, &folio).await?;
         return Err(not_found());
     };
-    let events = service::case_events(store, case.id, true).await?;
-    let names = service::Names::load(store).await?;
+    Ok(case)
+}
+
+fn track_out(
+    state: &AppState,
+    case: service::CaseRecord,
+    events: Vec<service::CaseEvent>,
+    names: &service::Names,
+    survey: super::satisfaction::Survey,
+) -> TrackOut {
     state.recorder.record(Interaction {
         occurred_at: Utc::now(),
         kind: InteractionKind::CaseTracked,
@@ -558,7 +590,7 @@ pub async fn lookup(
         .collect();
     let type_label = names.case_type(&case.case_type);
     let topic_label = state.chat.engine().catalog.topic_label(&case.topic);
-    Ok(TrackOut {
+    TrackOut {
         folio: case.folio,
         case_type: case.case_type,
         topic: case.topic,
@@ -573,5 +605,6 @@ pub async fn lookup(
         history,
         answer: case.answer,
         answered_at: case.answered_at,
-    })
+        survey,
+    }
 }

@@ -140,6 +140,9 @@ pub struct CaseDetail {
     /// Days on the case's clock until the due date (negative when overdue).
     pub days_left: i64,
     pub events: Vec<CaseEvent>,
+    /// The resident's rating of the answer, once given (the comment is for staff only).
+    #[serde(default)]
+    pub satisfaction: Option<crate::oirs::satisfaction::Rated>,
 }
 
 fn parse_folio(folio: &str) -> Result<String, ApiError> {
@@ -175,12 +178,14 @@ pub async fn detail(
     )
     .await?;
     let events = service::case_events(&state.store, case.id, false).await?;
+    let satisfaction = crate::oirs::satisfaction::rating_of(&state.store, case.id).await?;
     let cal = state.calendar().await;
     Ok(Json(CaseDetail {
         business_days_left: cal.days_left(state.today(), case.due_date),
         days_left: cal.left(case.clock, state.today(), case.due_date),
         case,
         events,
+        satisfaction,
     }))
 }
 

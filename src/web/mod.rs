@@ -52,6 +52,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
             .route("/oirs", get(form_page).post(submit))
             .route("/oirs/recibido", get(receipt))
             .route("/seguimiento", get(track_form).post(track_page))
+            .route("/seguimiento/evaluacion", axum::routing::post(survey_page))
             .route("/privacidad", get(privacy::page)),
     )
     .merge(assets)
@@ -387,6 +388,107 @@ struct TrackForm {
     rut: Option<String>,
 }
 
+/// The tracking page showing a case, with the satisfaction survey when it is open. The
+/// survey's form carries the code or RUT the resident just gave (the page is not stored).
+fn case_page(
+    state: &AppState,
+    folio: &str,
+    q: &TrackForm,
+    case: crate::oirs::routes::TrackOut,
+    extra: minijinja::Value,
+) -> Response {
+    let local = |t: &chrono::DateTime<Utc>| {
+        t.with_timezone(&state.tz)
+            .format("%d-%m-%Y %H:%M")
+            .to_string()
+    };
+    let received = local(&case.received_at);
+    let due = case.due_date.format("%d-%m-%Y").to_string();
+    let history: Vec<minijinja::Value> = case
+        .history
+        .iter()
+        .map(|e| context! { at => local(&e.at), label => e.label, note => e.note })
+        .collect();
+    no_store(render(
+        state,
+        context! {
+            page => "track", title => "Seguimiento", folio => folio, case => case,
+            received => received, due => due, history => history,
+            given_code => q.code, given_rut => q.rut,
+            ..extra
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct SurveyForm {
+    folio: Option<String>,
+    code: Option<String>,
+    rut: Option<String>,
+    puntaje: Option<String>,
+    comentario: Option<String>,
+}
+
+/// The survey on /seguimiento: records the rating and shows the case again, thanked, or
+/// with the problem beside its field.
+async fn survey_page(
+    State(state): State<AppState>,
+    client: crate::http::throttle::ClientAddr,
+    Form(f): Form<SurveyForm>,
+) -> Result<Response, ApiError> {
+    let folio = f.folio.clone().unwrap_or_default();
+    let q = TrackForm {
+        folio: f.folio.clone(),
+        code: f.code.clone(),
+        rut: f.rut.clone(),
+    };
+    let input = crate::oirs::satisfaction::SatisfactionIn {
+        code: f.code.clone(),
+        rut: f.rut.clone(),
+        score: f
+            .puntaje
+            .as_deref()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0),
+        comment: f.comentario.clone(),
+    };
+    let outcome = crate::oirs::satisfaction::submit(&state, client, &folio, &input).await;
+    let status = outcome.as_ref().err().map(|e| e.status);
+    let extra = match outcome {
+        Ok(_) => context! { rated => true },
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let field = match e.field.as_deref() {
+                Some("comment") => "comentario",
+                _ => "puntaje",
+            };
+            context! { survey_error => e.message, survey_field => field, comentario => f.comentario }
+        }
+        Err(e) if e.status == StatusCode::CONFLICT => context! { survey_conflict => e.message },
+        Err(e)
+            if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::TOO_MANY_REQUESTS =>
+        {
+            let limited = e.status == StatusCode::TOO_MANY_REQUESTS;
+            let mut resp = render(
+                &state,
+                context! { page => "track", title => "Seguimiento", folio => folio, not_found => !limited, limited => limited },
+            );
+            *resp.status_mut() = e.status;
+            return Ok(resp);
+        }
+        Err(e) => return Err(e),
+    };
+    let tq = TrackQuery {
+        code: f.code.clone(),
+        rut: f.rut.clone(),
+    };
+    let case = lookup(&state, client, &folio, &tq).await?;
+    let mut resp = case_page(&state, &folio, &q, case, extra);
+    if let Some(status) = status {
+        *resp.status_mut() = status;
+    }
+    Ok(resp)
+}
+
 /// The tracking form (a folio in the address only fills it in: codes and RUTs travel in the
 /// body of a POST, never in an address, a browser history or a log).
 async fn track_form(
@@ -422,27 +524,7 @@ async fn track_page(
         rut: q.rut.clone(),
     };
     match lookup(&state, client, &folio, &tq).await {
-        Ok(case) => {
-            let local = |t: &chrono::DateTime<Utc>| {
-                t.with_timezone(&state.tz)
-                    .format("%d-%m-%Y %H:%M")
-                    .to_string()
-            };
-            let received = local(&case.received_at);
-            let due = case.due_date.format("%d-%m-%Y").to_string();
-            let history: Vec<minijinja::Value> = case
-                .history
-                .iter()
-                .map(|e| context! { at => local(&e.at), label => e.label, note => e.note })
-                .collect();
-            Ok(no_store(render(
-                &state,
-                context! {
-                    page => "track", title => "Seguimiento", folio => folio, case => case,
-                    received => received, due => due, history => history,
-                },
-            )))
-        }
+        Ok(case) => Ok(case_page(&state, &folio, &q, case, context! {})),
         Err(e)
             if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::TOO_MANY_REQUESTS =>
         {

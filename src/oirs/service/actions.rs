@@ -382,8 +382,8 @@ fn messages(
                 text.unwrap_or("")
             ),
         ),
-        EventKind::Cerrar => changes.duplicate_of.as_ref().and_then(|other| {
-            mail(
+        EventKind::Cerrar => match changes.duplicate_of.as_ref() {
+            Some(other) => mail(
                 format!("Su caso {folio} continúa en otro folio"),
                 format!(
                     "Su caso {folio} repite lo que ya pidió en el caso {other}, donde seguimos \
@@ -391,8 +391,14 @@ fn messages(
                      {}/seguimiento?folio={other}",
                     ctx.public_base_url
                 ),
-            )
-        }),
+            ),
+            // An answered case closes: the resident is invited to rate the answer.
+            None => {
+                let (subject, body) =
+                    crate::oirs::satisfaction::invitation(folio, ctx.public_base_url);
+                mail(subject, body)
+            }
+        },
         _ => None,
     };
     out.extend(resident_mail);
@@ -869,6 +875,40 @@ mod tests {
                 plan(&case(Status::Derivado), &a, &e, &facts, ctx, day(TODAY)),
                 Err(OirsError::Invalid("duplicate_of", _))
             ));
+        });
+    }
+
+    #[test]
+    fn closing_an_answered_case_invites_the_resident_to_rate_it() {
+        with_ctx(|ctx| {
+            let a = actor(Role::Department, Some("dimao"));
+            let p = plan(
+                &case(Status::Respondido),
+                &a,
+                &ev(EventKind::Cerrar, None),
+                &Facts::default(),
+                ctx,
+                day(TODAY),
+            )
+            .expect("valid");
+            assert_eq!(p.to, Status::Cerrado);
+            assert!(matches!(&p.messages[..], [Message::Email(m)]
+                if m.to == "ana@example.cl" && m.subject.starts_with("¿Cómo evalúa")
+                    && m.body.contains("https://muni.example.cl/seguimiento?folio=")));
+            let blocked = Facts {
+                blocked: true,
+                ..Facts::default()
+            };
+            let p = plan(
+                &case(Status::Respondido),
+                &a,
+                &ev(EventKind::Cerrar, None),
+                &blocked,
+                ctx,
+                day(TODAY),
+            )
+            .expect("valid");
+            assert!(p.messages.is_empty(), "a blocked person gets no invitation");
         });
     }
 

@@ -381,6 +381,9 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
             .bind(now).bind(id).execute(&mut *tx).await?;
             sqlx::query("UPDATE case_events SET note = NULL WHERE case_id = $1")
                 .bind(id).execute(&mut *tx).await?;
+            // The score stays for the statistics; the resident's own words go.
+            sqlx::query("UPDATE case_satisfaction SET comment = NULL WHERE case_id = $1")
+                .bind(id).execute(&mut *tx).await?;
             let like = format!("%{folio}%");
             // Its messages, and any e-mail to the person's address.
             let to = email.as_ref().map(|e| format!("%\"to\":\"{e}\"%"));
