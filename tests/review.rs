@@ -503,3 +503,62 @@ async fn export_writes_the_overlay_as_catalog_files(backend: Backend) {
     );
 }
 on_both_backends!(export_writes_the_overlay_as_catalog_files);
+
+/// An answer a resident marked as not useful shows in the review with its question, by the
+/// intent's title; taught elsewhere from there, the question gets the other answer.
+async fn answers_marked_unhelpful_are_reviewed(backend: Backend) {
+    let Some(app) = common::spawn_app(backend).await else {
+        return;
+    };
+    let analyst = app.login_as("analista", "analyst", None).await;
+    const ASKED: &str = "cuanto cuesta el permiso de circulacion";
+    let r = app.post_json("/api/v1/chat/sessions", json!({})).await;
+    let s: Value = r.json().await.expect("json");
+    let id = s["session_id"].as_str().expect("id").to_string();
+    let r = app
+        .post_json(
+            &format!("/api/v1/chat/sessions/{id}/messages"),
+            json!({ "text": ASKED }),
+        )
+        .await;
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["match"]["decision"], "answer", "{v}");
+    let answered = v["match"]["intent"].as_str().expect("intent").to_string();
+    let r = app
+        .post_json(
+            &format!("/api/v1/chat/sessions/{id}/feedback"),
+            json!({"turn_id": v["turn_id"], "useful": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+
+    let entry = common::wait_for(Duration::from_secs(10), || async {
+        let (status, v) = call(
+            &app,
+            &analyst,
+            reqwest::Method::GET,
+            "/api/v1/admin/catalog/review",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        v["unhelpful"]
+            .as_array()
+            .and_then(|u| u.iter().find(|e| e["intent"] == answered.as_str()).cloned())
+            .filter(|e| e["texts"].as_array().is_some_and(|t| !t.is_empty()))
+    })
+    .await
+    .expect("the unhelpful answer in the review");
+    assert_eq!(entry["unhelpful"], 1);
+    assert!(
+        entry["title"].as_str().is_some_and(|t| !t.contains('_')),
+        "by its title: {entry}"
+    );
+    assert_eq!(entry["texts"][0]["text"], ASKED);
+    // Not used in the review's own worklist: an answered message is not "unanswered".
+    assert!(review(&app, &analyst)
+        .await
+        .iter()
+        .all(|g| g["text"] != ASKED));
+}
+on_both_backends!(answers_marked_unhelpful_are_reviewed);

@@ -141,6 +141,19 @@ async fn view(
             }
         })
         .collect();
+    let unhelpful: Vec<Value> = work
+        .unhelpful
+        .iter()
+        .map(|u| {
+            context! {
+                title => u.title.clone().unwrap_or_else(|| "(respuesta eliminada)".into()),
+                intent => u.intent,
+                unhelpful => u.unhelpful,
+                rated => u.rated,
+                texts => u.texts.iter().map(|t| context! { text => t.text, count => t.count }).collect::<Vec<_>>(),
+            }
+        })
+        .collect();
     let ov = overlay::load(&state.store).await?;
     let examples: Vec<Value> = ov
         .examples
@@ -183,6 +196,7 @@ async fn view(
             desde => from.to_string(),
             hasta => to.to_string(),
             groups => groups,
+            unhelpful => unhelpful,
             intents => intents.into_iter().map(|(id, title)| context! { id, title }).collect::<Vec<_>>(),
             examples => examples,
             drafts => drafts,

@@ -196,6 +196,7 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::analytics::aggregate::Aggregate, crate::analytics::aggregate::Group,
         crate::analytics::aggregate::GroupBy,
         crate::review::routes::ReviewOut, crate::review::routes::ReviewGroup,
+        crate::review::routes::UnhelpfulReview,
         crate::review::routes::ExampleIn, crate::review::routes::GateRefusal,
         crate::review::routes::IntentIn, crate::review::GateReport, crate::review::gate::Figures,
         crate::chat::overlay::TaughtExample, crate::chat::overlay::DraftIntent,

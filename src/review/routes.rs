@@ -68,6 +68,21 @@ pub struct ReviewGroup {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ReviewOut {
     pub groups: Vec<ReviewGroup>,
+    /// Answers residents marked as not useful ("¿Le sirvió?" → no) in the date range, most
+    /// often first, with the (masked) questions they answered: taught to another intent or
+    /// marked out of scope like any group.
+    pub unhelpful: Vec<UnhelpfulReview>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct UnhelpfulReview {
+    pub intent: String,
+    /// The intent's title, or null when it no longer exists.
+    pub title: Option<String>,
+    /// How many times its answer was marked not useful, and rated at all.
+    pub unhelpful: i64,
+    pub rated: i64,
+    pub texts: Vec<crate::chat::feedback::UnhelpfulText>,
 }
 
 fn day(field: &str, s: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
@@ -101,6 +116,7 @@ pub async fn review(
 /// The worklist for the API and the console.
 pub async fn worklist(state: &AppState, from: NaiveDate, to: NaiveDate) -> ApiResult<ReviewOut> {
     let rows = store::unanswered(&state.store, from, to).await?;
+    let unhelpful = crate::chat::feedback::unhelpful_answers(&state.store, from, to).await?;
     let engine = state.chat.engine();
     let groups = grouping::group(&rows, &|key| engine.taught(key).is_some());
     Ok(ReviewOut {
@@ -123,6 +139,16 @@ pub async fn worklist(state: &AppState, from: NaiveDate, to: NaiveDate) -> ApiRe
                     .iter()
                     .map(|v| crate::analytics::mask_personal_data(v))
                     .collect(),
+            })
+            .collect(),
+        unhelpful: unhelpful
+            .into_iter()
+            .map(|u| UnhelpfulReview {
+                title: engine.catalog.intent(&u.intent).map(|i| i.title.clone()),
+                intent: u.intent,
+                unhelpful: u.unhelpful,
+                rated: u.rated,
+                texts: u.texts,
             })
             .collect(),
     })
