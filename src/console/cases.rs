@@ -397,6 +397,7 @@ async fn act(
         text: filled("texto"),
         duplicate_of: filled("duplicado"),
         topic: filled("tema"),
+        assignee: filled("asignado"),
     };
     match api::add_event(
         State(state.clone()),

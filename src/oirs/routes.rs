@@ -445,6 +445,8 @@ pub struct TrackOut {
     pub history: Vec<PublicEvent>,
     pub answer: Option<String>,
     pub answered_at: Option<DateTime<Utc>>,
+    /// Files attached by the resident and by staff with their answer.
+    pub attachments: Vec<super::attachments::AttachmentInfo>,
 }
 
 /// Status, deadline, public history and the answer. Needs the folio plus the tracking code
@@ -490,39 +492,15 @@ pub async fn track_case_post(
     Ok(Json(lookup(&state, client, &folio, &q).await?))
 }
 
-/// Tracking for the API and the /seguimiento page: the same 404 for an unknown folio and a
-/// wrong secret, 429 once this client has guessed wrong too often (see [`TRACKING`]).
+/// Tracking for the API and the /seguimiento page (see [`authorize`] and [`TRACKING`]).
 pub async fn lookup(
     state: &AppState,
-    ClientAddr(client): ClientAddr,
+    client: ClientAddr,
     folio: &str,
     q: &TrackQuery,
 ) -> ApiResult<TrackOut> {
-    let not_found = || ApiError::not_found("case");
-    let Some(folio) = Folio::parse(folio).map(|f| f.to_string()) else {
-        return Err(not_found());
-    };
+    let case = authorize(state, client, folio, q).await?;
     let store = &state.store;
-    if let Some(secs) = TRACKING.retry_after(store, client, &folio).await? {
-        return Err(ApiError::too_many_requests(secs));
-    }
-    let case = service::find_case(store, &folio).await?;
-    let ok = case.as_ref().is_some_and(|c| {
-        let by_code = q
-            .code
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-            .is_some_and(|code| service::tracking_hash(&c.folio, code) == c.tracking_hash);
-        let by_rut = q.rut.as_deref().is_some_and(|r| {
-            let given = Rut::parse(r).map(|r| r.to_string()).ok();
-            given.is_some() && given == c.rut
-        });
-        by_code || by_rut
-    });
-    let Some(case) = case.filter(|_| ok) else {
-        TRACKING.failed(store, client, &folio).await?;
-        return Err(not_found());
-    };
     let events = service::case_events(store, case.id, true).await?;
     let names = service::Names::load(store).await?;
     state.recorder.record(Interaction {
@@ -573,5 +551,42 @@ pub async fn lookup(
         history,
         answer: case.answer,
         answered_at: case.answered_at,
+        attachments: super::attachments::list(store, case.id).await?,
     })
+}
+
+/// The case a resident may see with this folio and tracking code (or RUT): the same 404 for
+/// an unknown folio and a wrong secret, 429 once this client has guessed wrong too often.
+pub async fn authorize(
+    state: &AppState,
+    ClientAddr(client): ClientAddr,
+    folio: &str,
+    q: &TrackQuery,
+) -> ApiResult<service::CaseRecord> {
+    let not_found = || ApiError::not_found("case");
+    let Some(folio) = Folio::parse(folio).map(|f| f.to_string()) else {
+        return Err(not_found());
+    };
+    let store = &state.store;
+    if let Some(secs) = TRACKING.retry_after(store, client, &folio).await? {
+        return Err(ApiError::too_many_requests(secs));
+    }
+    let case = service::find_case(store, &folio).await?;
+    let ok = case.as_ref().is_some_and(|c| {
+        let by_code = q
+            .code
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .is_some_and(|code| service::tracking_hash(&c.folio, code) == c.tracking_hash);
+        let by_rut = q.rut.as_deref().is_some_and(|r| {
+            let given = Rut::parse(r).map(|r| r.to_string()).ok();
+            given.is_some() && given == c.rut
+        });
+        by_code || by_rut
+    });
+    let Some(case) = case.filter(|_| ok) else {
+        TRACKING.failed(store, client, &folio).await?;
+        return Err(not_found());
+    };
+    Ok(case)
 }

@@ -144,11 +144,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 8 "casework")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 8 "casework")
 }
 
 /// How hard a commit waits for the disk.
