@@ -517,3 +517,162 @@ async fn reply_templates_are_managed_by_administrators(backend: Backend) {
     assert_eq!(dom_only.len(), 1);
 }
 on_both_backends!(reply_templates_are_managed_by_administrators);
+
+fn form_multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (field, name, data) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn post_form(app: &TestApp, path: &str, body: Vec<u8>) -> (u16, String) {
+    let r = app
+        .client
+        .post(app.url(path))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    (r.status().as_u16(), r.text().await.expect("text"))
+}
+
+async fn residents_attach_files_on_the_form_and_the_tracking_page(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let fields = [
+        ("token", "6c1d4b43-1f55-4c4a-9d8e-3a1b2c3d4e5f"),
+        ("tipo", "reclamo"),
+        ("tema", "alumbrado_publico"),
+        (
+            "descripcion",
+            "La luminaria del pasaje Los Aromos lleva dos semanas apagada.",
+        ),
+        ("nombre", "Juana Pérez"),
+        ("consentimiento", "si"),
+    ];
+    // A program disguised as a photo: the form comes back with the error beside the field,
+    // and nothing is filed.
+    let exe: &[u8] = b"MZ\x90\x00 program";
+    let (s, html) = post_form(
+        &app,
+        "/oirs",
+        form_multipart(&fields, &[("archivos", "foto.jpg", exe)]),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(html.contains(r#"id="archivos-error""#), "{html}");
+    assert!(html.contains("«foto.jpg»: Solo se aceptan"), "{html}");
+    let none: Vec<(i64,)> = ventanilla::with_pool!(&app.state.store, pool => {
+        sqlx::query_as("SELECT id FROM cases").fetch_all(pool).await.expect("rows")
+    });
+    assert!(none.is_empty());
+
+    // With a photo: filed, the photo stored without its GPS marker.
+    let photo = jpeg_with_gps();
+    let (s, html) = post_form(
+        &app,
+        "/oirs",
+        form_multipart(&fields, &[("archivos", "bache.jpg", &photo)]),
+    )
+    .await;
+    assert_eq!(s, 200, "{html}");
+    let folio = html
+        .split(r#"name="folio" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("folio")
+        .to_string();
+    let code = html
+        .split(r#"name="code" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("code")
+        .to_string();
+    // The same form again (a double click) files and attaches nothing more.
+    let (s, _) = post_form(
+        &app,
+        "/oirs",
+        form_multipart(&fields, &[("archivos", "bache.jpg", &photo)]),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let rows: Vec<(String, Vec<u8>)> = ventanilla::with_pool!(&app.state.store, pool => {
+        sqlx::query_as("SELECT name, data FROM attachments").fetch_all(pool).await.expect("rows")
+    });
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "bache.jpg");
+    assert!(!contains(&rows[0].1, b"SECRET-GPS-MARK"));
+
+    // The tracking page lists it; a PDF added there shows up too; downloading needs the code.
+    let track = [("folio", folio.as_str()), ("code", code.as_str())];
+    let (s, html) = post_form(
+        &app,
+        "/seguimiento/adjuntar",
+        form_multipart(
+            &track,
+            &[("archivo", "certificado.pdf", b"%PDF-1.4\n%%EOF\n")],
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{html}");
+    assert!(
+        html.contains("bache.jpg") && html.contains("certificado.pdf"),
+        "{html}"
+    );
+    assert!(html.contains("Adjuntamos «certificado.pdf» a su caso."));
+    let id = rows_id(&app).await;
+    let r = app
+        .client
+        .post(app.url("/seguimiento/adjunto"))
+        .form(&[
+            ("folio", folio.as_str()),
+            ("code", code.as_str()),
+            ("id", &id.to_string()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let r = app
+        .client
+        .post(app.url("/seguimiento/adjunto"))
+        .form(&[
+            ("folio", folio.as_str()),
+            ("code", "MAL-CODIGO"),
+            ("id", &id.to_string()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
+}
+on_both_backends!(residents_attach_files_on_the_form_and_the_tracking_page);
+
+async fn rows_id(app: &TestApp) -> i64 {
+    let rows: Vec<(i64,)> = ventanilla::with_pool!(&app.state.store, pool => {
+        sqlx::query_as("SELECT id FROM attachments ORDER BY id").fetch_all(pool).await.expect("rows")
+    });
+    rows[0].0
+}

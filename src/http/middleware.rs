@@ -148,13 +148,8 @@ where
             .and_then(|v| v.parse::<usize>().ok());
         // Bodies declared too large are refused before any handler reads them. File uploads
         // have their own, larger limit (their routes set it for the body as read too).
-        let limit = if req.method() == Method::POST && req.uri().path().ends_with("/attachments") {
-            shared
-                .body_limit
-                .max(crate::oirs::attachments::UPLOAD_BODY_LIMIT)
-        } else {
-            shared.body_limit
-        };
+        let limit = crate::oirs::attachments::upload_limit(req.method(), req.uri().path())
+            .map_or(shared.body_limit, |l| l.max(shared.body_limit));
         let inner = declared
             .is_none_or(|n| n <= limit)
             .then(|| self.inner.call(req).instrument(span.clone()));

@@ -18,6 +18,23 @@ pub const MAX_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_PER_CASE: i64 = 5;
 /// What an upload request may weigh: one file plus the multipart envelope.
 pub const UPLOAD_BODY_LIMIT: usize = MAX_BYTES + 64 * 1024;
+/// What filing on /oirs with five files may weigh.
+pub const FORM_BODY_LIMIT: usize = MAX_PER_CASE as usize * MAX_BYTES + 64 * 1024;
+
+/// The larger body limit of the routes that take files, if this is one.
+pub fn upload_limit(method: &axum::http::Method, path: &str) -> Option<usize> {
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    if path == "/oirs" {
+        Some(FORM_BODY_LIMIT)
+    } else if path.ends_with("/attachments") || path == "/seguimiento/adjuntar" {
+        Some(UPLOAD_BODY_LIMIT)
+    } else {
+        None
+    }
+}
+
 /// The longest side of a thumbnail, in pixels.
 const THUMB_SIDE: u32 = 240;
 

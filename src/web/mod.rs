@@ -3,14 +3,16 @@
 //! fields, case tracking (/seguimiento) and the register of processing (/privacidad, see
 //! [`privacy`]). Also serves the widget's script and style sheet.
 
+pub mod attachments;
 pub mod privacy;
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, State};
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use minijinja::{context, Environment};
@@ -49,9 +51,21 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
     limit(
         Router::new()
             .route("/", get(home))
-            .route("/oirs", get(form_page).post(submit))
+            .route(
+                "/oirs",
+                get(form_page).post(submit).layer(DefaultBodyLimit::max(
+                    crate::oirs::attachments::FORM_BODY_LIMIT,
+                )),
+            )
             .route("/oirs/recibido", get(receipt))
             .route("/seguimiento", get(track_form).post(track_page))
+            .route("/seguimiento/adjunto", post(attachments::download))
+            .route(
+                "/seguimiento/adjuntar",
+                post(attachments::upload).layer(DefaultBodyLimit::max(
+                    crate::oirs::attachments::UPLOAD_BODY_LIMIT,
+                )),
+            )
             .route("/privacidad", get(privacy::page)),
     )
     .merge(assets)
@@ -281,10 +295,8 @@ async fn form_page(
 /// How long the receipt of a filing can be shown again at its address.
 const RECEIPT_MAX_AGE_MS: i64 = 60 * 60 * 1000;
 
-async fn submit(
-    State(state): State<AppState>,
-    Form(mut values): Form<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
+async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (mut values, files) = attachments::read_form(&state, req).await?;
     let token = values
         .get("token")
         .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
@@ -307,11 +319,30 @@ async fn submit(
     }
     let input = case_from_form(&values);
     let checked = validate(&input, &state, Channel::Web, Utc::now()).await;
-    let errors = match &checked {
+    let mut errors = match &checked {
         Ok(_) => Vec::new(),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => e.field_errors(),
         Err(_) => return checked.map(|_| Response::default()),
     };
+    // Files are checked before anything is filed; a browser cannot keep them across a
+    // rejected form, so the resident is asked to choose them again.
+    let had_files = !files.is_empty();
+    let prepared = match attachments::prepare_all(files).await {
+        Ok(p) => p,
+        Err(message) => {
+            errors.push(FieldError {
+                field: "archivos".into(),
+                message,
+            });
+            Vec::new()
+        }
+    };
+    if had_files && !errors.is_empty() && !errors.iter().any(|e| e.field == "archivos") {
+        errors.push(FieldError {
+            field: "archivos".into(),
+            message: "Vuelva a elegir sus archivos: por seguridad el navegador no los guarda al revisar el formulario.".into(),
+        });
+    }
     if suggestion.is_some() || !errors.is_empty() {
         let notice = suggestion.map(|label| {
             format!(
@@ -326,7 +357,11 @@ async fn submit(
     let case = checked?;
     // The token is the request: any submission of the same form files the same case.
     let idem = Some((token.clone(), crate::store::sha256_hex(token.as_bytes())));
-    let (_, _receipt) = file_and_answer(&state, case, idem).await?;
+    let (status, receipt) = file_and_answer(&state, case, idem).await?;
+    // A replay of the same form already stored its files.
+    if status == StatusCode::CREATED {
+        attachments::store_all(&state, &receipt.folio, &prepared).await?;
+    }
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/oirs/recibido?t={token}"))],
@@ -381,10 +416,10 @@ struct TrackPageQuery {
 }
 
 #[derive(Deserialize)]
-struct TrackForm {
-    folio: Option<String>,
-    code: Option<String>,
-    rut: Option<String>,
+pub(crate) struct TrackForm {
+    pub folio: Option<String>,
+    pub code: Option<String>,
+    pub rut: Option<String>,
 }
 
 /// The tracking form (a folio in the address only fills it in: codes and RUTs travel in the
@@ -405,6 +440,18 @@ async fn track_page(
     client: crate::http::throttle::ClientAddr,
     Form(q): Form<TrackForm>,
 ) -> Result<Response, ApiError> {
+    track_view(&state, client, q, None, None).await
+}
+
+/// The tracking page for a folio and code (or RUT), with the outcome of an upload.
+pub(crate) async fn track_view(
+    state: &AppState,
+    client: crate::http::throttle::ClientAddr,
+    q: TrackForm,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, ApiError> {
+    let state = state.clone();
     let folio = q.folio.clone().unwrap_or_default();
     let asked = !folio.trim().is_empty()
         && (q.code.as_deref().is_some_and(|c| !c.trim().is_empty())
@@ -430,6 +477,23 @@ async fn track_page(
             };
             let received = local(&case.received_at);
             let due = case.due_date.format("%d-%m-%Y").to_string();
+            let files: Vec<minijinja::Value> = case
+                .attachments
+                .iter()
+                .map(|a| {
+                    context! {
+                        id => a.file.id, name => a.file.name, size => size_label(a.file.bytes),
+                        from_staff => a.source == "staff",
+                    }
+                })
+                .collect();
+            let vecino = case
+                .attachments
+                .iter()
+                .filter(|a| a.source == "vecino")
+                .count();
+            let may_attach = case.status != crate::oirs::domain::Status::Cerrado
+                && (vecino as i64) < crate::oirs::attachments::MAX_PER_CASE;
             let history: Vec<minijinja::Value> = case
                 .history
                 .iter()
@@ -440,6 +504,8 @@ async fn track_page(
                 context! {
                     page => "track", title => "Seguimiento", folio => folio, case => case,
                     received => received, due => due, history => history,
+                    code => q.code, rut => q.rut, files => files, notice => notice, error => error,
+                    may_attach => may_attach,
                 },
             )))
         }
@@ -455,5 +521,14 @@ async fn track_page(
             Ok(resp)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A file size as residents read it: "350 KB", "2,4 MB".
+pub fn size_label(bytes: i64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{} KB", (bytes + 1023) / 1024)
+    } else {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)).replace('.', ",")
     }
 }
