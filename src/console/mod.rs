@@ -7,6 +7,7 @@ mod analytics;
 mod cases;
 mod privacy;
 mod subjects;
+mod templates;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -43,6 +44,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/staff/inbox.html"),
     ),
     ("case.html", include_str!("../../templates/staff/case.html")),
+    (
+        "templates.html",
+        include_str!("../../templates/staff/templates.html"),
+    ),
     ("new.html", include_str!("../../templates/staff/new.html")),
     (
         "registered.html",
@@ -113,6 +118,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(admin::router())
         .merge(privacy::router())
         .merge(subjects::router())
+        .merge(templates::router())
 }
 
 async fn css(h: HeaderMap) -> Response {
@@ -302,6 +308,10 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "responder" => "Respuesta registrada y enviada al vecino.",
         "cerrar" => "Caso cerrado.",
         "corregir_tema" => "Tema corregido.",
+        "asignar" => "Caso asignado.",
+        "adjuntar" => "Archivo adjuntado: el vecino lo verá en el seguimiento del caso.",
+        "plantilla" => "Plantilla guardada.",
+        "plantilla_borrada" => "Plantilla borrada.",
         "usuario" => "Usuario guardado.",
         "parametro" => "Cambio guardado.",
         "catalogo" => "Catálogo recargado.",

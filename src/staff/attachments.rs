@@ -31,7 +31,7 @@ const CASE_ROLES: &[Role] = &[Role::Admin, Role::Coordinator, Role::Department];
 
 /// The case, if this user may work on it: 404 for an unknown folio, 403 for another
 /// department's case.
-async fn case_for(state: &AppState, user: &StaffUser, folio: &str) -> ApiResult<CaseRecord> {
+pub async fn case_for(state: &AppState, user: &StaffUser, folio: &str) -> ApiResult<CaseRecord> {
     user.require(CASE_ROLES)?;
     let folio = Folio::parse(folio)
         .map(|f| f.to_string())
@@ -111,21 +111,32 @@ pub async fn upload(
         ));
     }
     let file = read_file(form).await?;
+    let out = store_staff_file(&state, &user, &case, &file).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Stores a file staff attach to a case, audited.
+pub async fn store_staff_file(
+    state: &AppState,
+    user: &StaffUser,
+    case: &CaseRecord,
+    file: &crate::oirs::attachments::Prepared,
+) -> ApiResult<AttachmentOut> {
     let out = attachments::store(
         &state.store,
         case.id,
         Source::Staff,
         Some(&user.username),
-        &file,
+        file,
     )
     .await?;
     service::audit(
         &state.store,
-        &Actor::from(&user),
+        &Actor::from(user),
         "adjuntar",
         &case.folio,
         &format!("archivo {}", out.id),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok(out)
 }

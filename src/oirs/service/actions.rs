@@ -477,6 +477,24 @@ async fn facts(store: &Store, case: &CaseRecord, ev: &EventIn) -> Result<Facts, 
     })
 }
 
+/// Active staff members of a department (or of every department), by username: who a case
+/// can be assigned to.
+pub async fn department_members(
+    store: &Store,
+    department: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = crate::with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT username FROM users WHERE active = TRUE AND department_id IS NOT NULL \
+             AND ($1 IS NULL OR department_id = $1) ORDER BY username",
+        )
+        .bind(department)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(|(u,)| u).collect())
+}
+
 /// The username, if it is an active staff member of the department.
 async fn department_member(
     store: &Store,
