@@ -118,3 +118,26 @@ test("staff assign the case, answer with a template and close it", async () => {
   assert.match(await resident.page.locator(".answer").innerText(), /Gracias por avisarnos/);
   await resident.context.close();
 });
+
+test("the chat widget's form files a case with a document attached", async () => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  context.setDefaultTimeout(15000);
+  const page = await context.newPage();
+  await page.goto(server.base + "/");
+  await page.getByRole("button", { name: /Converse con el municipio/ }).click();
+  await page.getByLabel("Escriba su consulta").fill("quiero hacer una solicitud a la oirs");
+  await page.getByLabel("Escriba su consulta").press("Enter");
+  const lastBot = page.locator("#vt-panel .log .msg.bot").last();
+  await lastBot.getByRole("button", { name: "Ingresar una solicitud" }).click();
+  const form = page.locator("#vt-panel form.inline");
+  await form.getByLabel("Tema").selectOption("areas_verdes");
+  await form.getByLabel("Describa su caso").fill("Solicito la poda del árbol frente al número 12 de calle Prat.");
+  await form.getByLabel("Su nombre").fill("Marta Rivas");
+  await form.getByLabel(/Fotos o documentos/).setInputFiles({ name: "carta.pdf", mimeType: "application/pdf", buffer: Buffer.from("%PDF-1.4\n%%EOF\n") });
+  await form.getByLabel(/Acepto que la municipalidad/).check();
+  await form.getByRole("button", { name: "Enviar caso" }).click();
+  const done = page.locator("#vt-panel .msg.filed");
+  await done.waitFor();
+  assert.match(await done.innerText(), /Adjuntamos 1 archivo a su caso\./);
+  await context.close();
+});
