@@ -515,16 +515,16 @@ mod tests {
     #[test]
     fn refusals() {
         assert_eq!(
-            prepare(Some("a.jpg"), b"MZ\x90\0").unwrap_err(),
+            prepare(Some("a.jpg"), b"MZ\x90\0").expect_err("refused"),
             Refusal::WrongType
         );
-        assert_eq!(prepare(None, b"").unwrap_err(), Refusal::Empty);
+        assert_eq!(prepare(None, b"").expect_err("refused"), Refusal::Empty);
         let mut big = b"%PDF-1.4\n".to_vec();
         big.resize(MAX_BYTES + 1, b' ');
-        assert_eq!(prepare(None, &big).unwrap_err(), Refusal::TooLarge);
+        assert_eq!(prepare(None, &big).expect_err("refused"), Refusal::TooLarge);
         // A JPEG signature on garbage.
         assert_eq!(
-            prepare(None, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]).unwrap_err(),
+            prepare(None, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]).expect_err("refused"),
             Refusal::Damaged
         );
     }
