@@ -86,7 +86,7 @@ pub struct FileUpload {
 
 /// Attaches a photo (JPEG, PNG) or a PDF to a case, with its tracking code: up to 5 files of
 /// up to 5 MB, judged by their content. Images are stored without their metadata (EXIF).
-#[utoipa::path(post, path = "/api/v1/oirs/cases/{folio}/attachments", tag = "oirs",
+#[utoipa::path(post, path = "/api/v1/oirs/cases/{folio}/attachments", tag = "oirs", operation_id = "upload_attachment",
     params(("folio" = String, Path), TrackQuery),
     request_body(content = FileUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = AttachmentOut), (status = 400, body = ErrorBody),
@@ -120,7 +120,7 @@ pub async fn upload(
 }
 
 /// One file of a case (the resident's or staff's), with the tracking code.
-#[utoipa::path(get, path = "/api/v1/oirs/cases/{folio}/attachments/{id}", tag = "oirs",
+#[utoipa::path(get, path = "/api/v1/oirs/cases/{folio}/attachments/{id}", tag = "oirs", operation_id = "download_attachment",
     params(("folio" = String, Path), ("id" = i64, Path), TrackQuery),
     responses((status = 200, description = "the file", content((String = "image/jpeg"), (String = "image/png"), (String = "application/pdf"))),
               (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
