@@ -125,9 +125,12 @@ test("the chat widget's form files a case with a document attached", async () =>
   const page = await context.newPage();
   await page.goto(server.base + "/");
   await page.getByRole("button", { name: /Converse con el municipio/ }).click();
+  const lastBot = page.locator("#vt-panel .log .msg.bot").last();
+  // The greeting (the session exists) before the resident types.
+  await lastBot.getByRole("button", { name: "Direcciones, teléfonos y correos" }).waitFor();
   await page.getByLabel("Escriba su consulta").fill("quiero hacer una solicitud a la oirs");
   await page.getByLabel("Escriba su consulta").press("Enter");
-  const lastBot = page.locator("#vt-panel .log .msg.bot").last();
+  await page.locator("#vt-panel .msg.me", { hasText: "quiero hacer una solicitud" }).waitFor();
   await lastBot.getByRole("button", { name: "Ingresar una solicitud" }).click();
   const form = page.locator("#vt-panel form.inline");
   await form.getByLabel("Tema").selectOption("areas_verdes");
