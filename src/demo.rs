@@ -182,6 +182,7 @@ async fn seed_cases(state: &AppState, actor: &Actor) -> anyhow::Result<()> {
                 text: Some(text.to_string()).filter(|t| !t.is_empty()),
                 duplicate_of: None,
                 topic: None,
+                assignee: None,
             };
             state.apply_event(actor, &filed.folio, &ev).await?;
         }

@@ -489,6 +489,7 @@
       field(form, "email", "Correo electrónico (opcional)", h("input", { type: "email", autocomplete: "email" }), T.emailHint);
       field(form, "phone", "Teléfono (opcional)", h("input", { type: "tel", autocomplete: "tel" }), "Ejemplo: +56 9 1234 5678.");
       field(form, "rut", "RUT (opcional, salvo datos personales)", h("input", { type: "text" }), "Ejemplo: 12.345.678-5. " + T.rutHint);
+      field(form, "files", "Fotos o documentos (opcional)", h("input", { type: "file", multiple: true, accept: "image/jpeg,image/png,application/pdf,.jpg,.jpeg,.png,.pdf" }), "Hasta 5 fotos (JPEG o PNG) o PDF, de hasta 5 MB cada uno. A las fotos les quitamos los datos ocultos, como la ubicación.");
       const consent = h("input", { type: "checkbox", value: "si", required: true });
       const cid = id("consent");
       consent.id = cid;
@@ -519,6 +520,10 @@
     if (body.description.length < 10) errors.push({ field: "description", message: T.errDescription });
     if (body.name.length < 2) errors.push({ field: "name", message: T.errName });
     if (!body.consent) errors.push({ field: "consent", message: T.errConsent });
+    const files = Array.from(form.fields.files.control.files || []);
+    if (files.length > 5) errors.push({ field: "files", message: "Puede adjuntar hasta 5 archivos." });
+    const big = files.find((f) => f.size > 5 * 1024 * 1024);
+    if (big) errors.push({ field: "files", message: `«${big.name}» pesa más de 5 MB.` });
     if (errors.length) return setErrors(form, errors);
     // Retrying the same case reuses its key (the service files it once); an edited case is a
     // new request and gets a new key.
@@ -537,7 +542,28 @@
       }
       // 201 filed; 200 is the replay of a case already filed with this key.
       if (r.status !== 201 && r.status !== 200) throw new Problem("offline", "filing failed");
+      // The files go once the case exists (a replay already has them); each is judged by the
+      // service, and one refused does not undo the case.
+      const refused = [];
+      if (r.status === 201) {
+        for (const f of files) {
+          const data = new FormData();
+          data.append("file", f, f.name);
+          let res = null;
+          try {
+            res = await fetch(`${BASE}/api/v1/oirs/cases/${encodeURIComponent(r.json.folio)}/attachments?code=${encodeURIComponent(r.json.tracking_code)}`, { method: "POST", body: data, credentials: "omit", cache: "no-store" });
+          } catch (_) { /* reported below */ }
+          if (!res || res.status !== 201) {
+            let why = "no se pudo enviar";
+            try { why = (await res.json()).error.message; } catch (_) { /* no body */ }
+            refused.push(`«${f.name}»: ${why}`);
+          }
+        }
+      }
       const done = filedBubble(r.json);
+      if (files.length) {
+        done.append(h("p", { text: refused.length ? `No pudimos adjuntar ${refused.join("; ")} Puede agregarlo desde el seguimiento del caso.` : `Adjuntamos ${files.length === 1 ? "1 archivo" : files.length + " archivos"} a su caso.` }));
+      }
       box.replaceWith(done);
       remember({ bot: { text: `Caso ingresado. Folio ${r.json.folio}, código de seguimiento ${r.json.tracking_code}. Unidad responsable: ${r.json.department_name || r.json.department}.`, buttons: [], links: [] } });
       showStart(done);

@@ -26,6 +26,12 @@ pub fn router() -> Router<AppState> {
         .route("/staff/casos.csv", get(export))
         .route("/staff/casos/nuevo", get(new_page).post(register))
         .route("/staff/casos/{folio}", get(detail).post(act))
+        .route(
+            "/staff/casos/{folio}/adjuntos",
+            axum::routing::post(attach).layer(axum::extract::DefaultBodyLimit::max(
+                crate::oirs::attachments::UPLOAD_BODY_LIMIT,
+            )),
+        )
 }
 
 const CASE_ROLES: &[Role] = &[Role::Admin, Role::Coordinator, Role::Department];
@@ -43,6 +49,8 @@ struct InboxQuery {
     ok: Option<String>,
     /// `si`: the CSV a Chilean Excel opens in columns (`;`, UTF-8 with BOM).
     excel: Option<String>,
+    /// A username, or `me` for "Mis casos".
+    asignado: Option<String>,
 }
 
 fn blank(v: &Option<String>) -> Option<String> {
@@ -66,6 +74,7 @@ async fn cases_for(
         department: blank(&q.departamento),
         case_type: blank(&q.tipo),
         alert: blank(&q.alerta),
+        assignee: blank(&q.asignado),
         limit: Some(5000),
         ..CaseFilter::default()
     };
@@ -121,6 +130,7 @@ async fn inbox(
                 computo => r.clock.short(),
                 alerta => r.alert_level,
                 abierto => r.status.is_open(),
+                asignado => r.assignee,
             }
         })
         .collect();
@@ -134,7 +144,9 @@ async fn inbox(
         tipo => blank(&q.tipo),
         alerta => blank(&q.alerta),
         orden => q.orden.clone().unwrap_or_else(|| "vence".into()),
+        asignado => blank(&q.asignado),
     };
+    let members = service::department_members(&state.store, scope.as_deref()).await?;
     let title = match (&c.user.role, &c.user.department) {
         (Role::Department, Some(d)) => format!("Casos de {}", dept_name(d)),
         _ => "Casos de todos los departamentos".into(),
@@ -153,6 +165,7 @@ async fn inbox(
             q => query,
             notice => notice(q.ok.as_deref()),
             see_all_departments => c.user.role != Role::Department,
+            members => members,
         },
     ))
 }
@@ -237,6 +250,8 @@ fn event_label(kind: &str) -> String {
 #[derive(Deserialize)]
 struct DetailQuery {
     ok: Option<String>,
+    /// A reply template to fill the answer with.
+    plantilla: Option<i64>,
 }
 
 async fn detail(
@@ -245,7 +260,16 @@ async fn detail(
     ApiPath(folio): ApiPath<String>,
     ApiQuery(q): ApiQuery<DetailQuery>,
 ) -> PageResult {
-    show(&state, &c, &folio, notice(q.ok.as_deref()), None, false).await
+    let Some(id) = q.plantilla else {
+        return show(&state, &c, &folio, notice(q.ok.as_deref()), None, false).await;
+    };
+    // The chosen template fills the answer, editable before it is sent.
+    let mut values = HashMap::new();
+    values.insert("accion".to_string(), "responder".to_string());
+    values.insert("plantilla".to_string(), id.to_string());
+    let mut e = ApiError::new(axum::http::StatusCode::OK, "template", "");
+    e.field = Some("plantilla".into());
+    show(&state, &c, &folio, None, Some((e, values)), false).await
 }
 
 /// Renders the case page (the read is audited by the API handler), optionally with an error
@@ -320,10 +344,44 @@ async fn show(
         .filter(|x| x.active && x.id != case.department)
         .collect();
     // A refused action shows its error beside that action, with what was typed kept.
-    let (status, error, values) = match failed {
-        Some((e, v)) => (e.status, Some(e.message), v),
+    let (status, error, mut values) = match failed {
+        Some((e, v)) => (e.status, Some(e.message).filter(|m| !m.is_empty()), v),
         None => (axum::http::StatusCode::OK, None, HashMap::new()),
     };
+    let templates = crate::staff::templates::list(&state.store, Some(&case.department)).await?;
+    if let Some(t) = values
+        .get("plantilla")
+        .and_then(|id| id.parse::<i64>().ok())
+        .and_then(|id| templates.iter().find(|t| t.id == id))
+    {
+        let received = case
+            .received_at
+            .with_timezone(&state.tz)
+            .format("%d-%m-%Y")
+            .to_string();
+        let text = crate::staff::templates::render(
+            &t.body,
+            &crate::staff::templates::Values {
+                folio: &case.folio,
+                nombre: &case.name,
+                fecha_ingreso: &received,
+                unidad: &department_name,
+            },
+        );
+        values.insert("texto".to_string(), text);
+    }
+    let members = service::department_members(&state.store, Some(&case.department)).await?;
+    let files: Vec<_> = d
+        .attachments
+        .iter()
+        .map(|a| {
+            context! {
+                id => a.file.id, name => a.file.name, size => crate::web::size_label(a.file.bytes),
+                thumbnail => a.has_thumbnail, from_staff => a.source == "staff",
+            }
+        })
+        .collect();
+    let staff_files = d.attachments.iter().filter(|a| a.source == "staff").count() as i64;
     // An answer is shown to its author once more before it goes to the resident.
     let confirm = confirm_answer.then(|| {
         context! {
@@ -362,6 +420,10 @@ async fn show(
             notice => notice,
             action_error => error,
             values => values,
+            templates => templates,
+            members => members,
+            files => files,
+            may_attach => case.status != Status::Cerrado && staff_files < crate::oirs::attachments::MAX_PER_CASE,
         },
     );
     *resp.status_mut() = status;
@@ -400,6 +462,7 @@ async fn act(
         text: filled("texto"),
         duplicate_of: filled("duplicado"),
         topic: filled("tema"),
+        assignee: filled("asignado"),
     };
     match api::add_event(
         State(state.clone()),
@@ -567,6 +630,50 @@ async fn register(
         }
         Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::FORBIDDEN => {
             new_view(&state, &c, form, Some(&e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Attaches a file from the case page (multipart with the CSRF token), through the API's rules.
+async fn attach(
+    State(state): State<AppState>,
+    c: Console,
+    ApiPath(folio): ApiPath<String>,
+    req: axum::extract::Request,
+) -> PageResult {
+    let (values, files) = crate::web::attachments::read_form(&state, req).await?;
+    c.verify(&values)?;
+    c.require(CASE_ROLES)?;
+    let fail = |e: ApiError, values: HashMap<String, String>| {
+        let mut values = values;
+        values.insert("accion".into(), "adjuntar".into());
+        (e, values)
+    };
+    let Some((name, data)) = files.into_iter().next() else {
+        let e = ApiError::invalid("archivo", "Elija un archivo para adjuntar.");
+        return show(&state, &c, &folio, None, Some(fail(e, values)), false).await;
+    };
+    let outcome = async {
+        let case = crate::staff::attachments::case_for(&state, &c.user, &folio).await?;
+        if case.status == Status::Cerrado {
+            return Err(ApiError::conflict(
+                "closed",
+                "El caso está cerrado: ya no se pueden adjuntar archivos.",
+            ));
+        }
+        let prepared = tokio::task::spawn_blocking(move || {
+            crate::oirs::attachments::prepare(name.as_deref(), &data)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        crate::staff::attachments::store_staff_file(&state, &c.user, &case, &prepared).await
+    }
+    .await;
+    match outcome {
+        Ok(_) => Ok(see_other(&format!("/staff/casos/{folio}"), "adjuntar")),
+        Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::FORBIDDEN => {
+            show(&state, &c, &folio, None, Some(fail(e, values)), false).await
         }
         Err(e) => Err(e.into()),
     }

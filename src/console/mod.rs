@@ -8,6 +8,7 @@ mod cases;
 mod privacy;
 mod review;
 mod subjects;
+mod templates;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -44,6 +45,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/staff/inbox.html"),
     ),
     ("case.html", include_str!("../../templates/staff/case.html")),
+    (
+        "templates.html",
+        include_str!("../../templates/staff/templates.html"),
+    ),
     ("new.html", include_str!("../../templates/staff/new.html")),
     (
         "registered.html",
@@ -123,6 +128,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(privacy::router())
         .merge(subjects::router())
         .merge(review::router())
+        .merge(templates::router())
 }
 
 async fn css(h: HeaderMap) -> Response {
@@ -312,6 +318,10 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         "responder" => "Respuesta registrada y enviada al vecino.",
         "cerrar" => "Caso cerrado.",
         "corregir_tema" => "Tema corregido.",
+        "asignar" => "Caso asignado.",
+        "adjuntar" => "Archivo adjuntado: el vecino lo verá en el seguimiento del caso.",
+        "plantilla" => "Plantilla guardada.",
+        "plantilla_borrada" => "Plantilla borrada.",
         "usuario" => "Usuario guardado.",
         "parametro" => "Cambio guardado.",
         "catalogo" => "Catálogo recargado.",

@@ -146,9 +146,12 @@ where
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        // Bodies declared too large are refused before any handler reads them.
+        // Bodies declared too large are refused before any handler reads them. File uploads
+        // have their own, larger limit (their routes set it for the body as read too).
+        let limit = crate::oirs::attachments::upload_limit(req.method(), req.uri().path())
+            .map_or(shared.body_limit, |l| l.max(shared.body_limit));
         let inner = declared
-            .is_none_or(|n| n <= shared.body_limit)
+            .is_none_or(|n| n <= limit)
             .then(|| self.inner.call(req).instrument(span.clone()));
         Box::pin(async move {
             let mut resp = match inner {

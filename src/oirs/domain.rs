@@ -169,10 +169,12 @@ pub enum EventKind {
     Cerrar,
     /// Corrects the case's topic (the resident chose the wrong one); no status change.
     CorregirTema,
+    /// Hands the case to one staff member of its department; no status change, internal.
+    Asignar,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Derivar,
         EventKind::Iniciar,
         EventKind::Comentar,
@@ -182,6 +184,7 @@ impl EventKind {
         EventKind::Responder,
         EventKind::Cerrar,
         EventKind::CorregirTema,
+        EventKind::Asignar,
     ];
 
     /// What staff see on the action's button (Spanish).
@@ -196,6 +199,7 @@ impl EventKind {
             EventKind::Responder => "Responder al vecino",
             EventKind::Cerrar => "Cerrar el caso",
             EventKind::CorregirTema => "Corregir el tema",
+            EventKind::Asignar => "Asignar a un funcionario",
         }
     }
 
@@ -210,6 +214,7 @@ impl EventKind {
             EventKind::Responder => "responder",
             EventKind::Cerrar => "cerrar",
             EventKind::CorregirTema => "corregir_tema",
+            EventKind::Asignar => "asignar",
         }
     }
 }
@@ -229,6 +234,7 @@ pub fn transition(from: Status, kind: EventKind) -> Option<Status> {
         (K::Responder, S::Derivado | S::EnProceso) => Some(S::Respondido),
         (K::Cerrar, S::Respondido) => Some(S::Cerrado),
         (K::CorregirTema, s) if s != S::Cerrado => Some(s),
+        (K::Asignar, s) if s != S::Cerrado => Some(s),
         _ => None,
     }
 }

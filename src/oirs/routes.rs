@@ -449,6 +449,8 @@ pub struct TrackOut {
     /// rated), already did (`answered`), or not (`not_available`).
     #[serde(default)]
     pub survey: super::satisfaction::Survey,
+    /// Files attached by the resident and by staff with their answer.
+    pub attachments: Vec<super::attachments::AttachmentInfo>,
 }
 
 /// Status, deadline, public history and the answer. Needs the folio plus the tracking code
@@ -510,7 +512,8 @@ pub async fn lookup(
         .is_some();
     let survey =
         super::satisfaction::survey_state(case.status, case.duplicate_of.as_deref(), rated);
-    Ok(track_out(state, case, events, &names, survey))
+    let attachments = super::attachments::list(store, case.id).await?;
+    Ok(track_out(state, case, events, &names, survey, attachments))
 }
 
 /// The case behind a folio and its tracking code or RUT, for the resident who filed it: the
@@ -556,6 +559,7 @@ fn track_out(
     events: Vec<service::CaseEvent>,
     names: &service::Names,
     survey: super::satisfaction::Survey,
+    attachments: Vec<super::attachments::AttachmentInfo>,
 ) -> TrackOut {
     state.recorder.record(Interaction {
         occurred_at: Utc::now(),
@@ -606,5 +610,6 @@ fn track_out(
         answer: case.answer,
         answered_at: case.answered_at,
         survey,
+        attachments,
     }
 }

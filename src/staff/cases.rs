@@ -62,6 +62,8 @@ pub struct CaseSummary {
     /// The first words of the description with RUTs, e-mails and phones masked: enough to
     /// tell cases apart in a list without opening each one.
     pub subject: String,
+    /// The staff member (username) the case is assigned to.
+    pub assignee: Option<String>,
 }
 
 /// The subject line of a case in a list.
@@ -101,6 +103,9 @@ pub async fn list(
             ));
         }
     }
+    if filter.assignee.as_deref().map(str::trim) == Some("me") {
+        filter.assignee = Some(user.username.clone());
+    }
     // Department staff are confined to their own department.
     if user.role == Role::Department {
         if filter.department.is_some() && filter.department != user.department {
@@ -127,6 +132,7 @@ pub async fn list(
                 received_at: c.received_at,
                 due_date: c.due_date,
                 alert_level: c.alert_level,
+                assignee: c.assignee,
             })
             .collect(),
     ))
@@ -143,6 +149,9 @@ pub struct CaseDetail {
     /// The resident's rating of the answer, once given (the comment is for staff only).
     #[serde(default)]
     pub satisfaction: Option<crate::oirs::satisfaction::Rated>,
+    /// The files attached to the case (read each one with
+    /// `GET /api/v1/staff/cases/{folio}/attachments/{id}`).
+    pub attachments: Vec<crate::oirs::attachments::AttachmentInfo>,
 }
 
 fn parse_folio(folio: &str) -> Result<String, ApiError> {
@@ -179,8 +188,10 @@ pub async fn detail(
     .await?;
     let events = service::case_events(&state.store, case.id, false).await?;
     let satisfaction = crate::oirs::satisfaction::rating_of(&state.store, case.id).await?;
+    let attachments = crate::oirs::attachments::list(&state.store, case.id).await?;
     let cal = state.calendar().await;
     Ok(Json(CaseDetail {
+        attachments,
         business_days_left: cal.days_left(state.today(), case.due_date),
         days_left: cal.left(case.clock, state.today(), case.due_date),
         case,
@@ -240,7 +251,8 @@ pub async fn register(
 }
 
 /// Applies an event: derivar (coordinator), iniciar, comentar, pedir_informacion, reanudar,
-/// prorrogar, responder, cerrar. Illegal transitions answer 409.
+/// prorrogar, responder, cerrar, corregir_tema, asignar (to an active staff member of the
+/// case's department; derivar clears it). Illegal transitions answer 409.
 #[utoipa::path(post, path = "/api/v1/staff/cases/{folio}/events", tag = "staff",
     params(("folio" = String, Path)), request_body = EventIn, security(("bearer" = [])),
     responses((status = 200, body = CaseRecord), (status = 403, body = ErrorBody),

@@ -3,14 +3,16 @@
 //! fields, case tracking (/seguimiento) and the register of processing (/privacidad, see
 //! [`privacy`]). Also serves the widget's script and style sheet.
 
+pub mod attachments;
 pub mod privacy;
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, State};
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use minijinja::{context, Environment};
@@ -49,10 +51,22 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
     limit(
         Router::new()
             .route("/", get(home))
-            .route("/oirs", get(form_page).post(submit))
+            .route(
+                "/oirs",
+                get(form_page).post(submit).layer(DefaultBodyLimit::max(
+                    crate::oirs::attachments::FORM_BODY_LIMIT,
+                )),
+            )
             .route("/oirs/recibido", get(receipt))
             .route("/seguimiento", get(track_form).post(track_page))
             .route("/seguimiento/evaluacion", axum::routing::post(survey_page))
+            .route("/seguimiento/adjunto", post(attachments::download))
+            .route(
+                "/seguimiento/adjuntar",
+                post(attachments::upload).layer(DefaultBodyLimit::max(
+                    crate::oirs::attachments::UPLOAD_BODY_LIMIT,
+                )),
+            )
             .route("/privacidad", get(privacy::page)),
     )
     .merge(assets)
@@ -282,10 +296,8 @@ async fn form_page(
 /// How long the receipt of a filing can be shown again at its address.
 const RECEIPT_MAX_AGE_MS: i64 = 60 * 60 * 1000;
 
-async fn submit(
-    State(state): State<AppState>,
-    Form(mut values): Form<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
+async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (mut values, files) = attachments::read_form(&state, req).await?;
     let token = values
         .get("token")
         .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
@@ -308,11 +320,30 @@ async fn submit(
     }
     let input = case_from_form(&values);
     let checked = validate(&input, &state, Channel::Web, Utc::now()).await;
-    let errors = match &checked {
+    let mut errors = match &checked {
         Ok(_) => Vec::new(),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => e.field_errors(),
         Err(_) => return checked.map(|_| Response::default()),
     };
+    // Files are checked before anything is filed; a browser cannot keep them across a
+    // rejected form, so the resident is asked to choose them again.
+    let had_files = !files.is_empty();
+    let prepared = match attachments::prepare_all(files).await {
+        Ok(p) => p,
+        Err(message) => {
+            errors.push(FieldError {
+                field: "archivos".into(),
+                message,
+            });
+            Vec::new()
+        }
+    };
+    if had_files && !errors.is_empty() && !errors.iter().any(|e| e.field == "archivos") {
+        errors.push(FieldError {
+            field: "archivos".into(),
+            message: "Vuelva a elegir sus archivos: por seguridad el navegador no los guarda al revisar el formulario.".into(),
+        });
+    }
     if suggestion.is_some() || !errors.is_empty() {
         let notice = suggestion.map(|label| {
             format!(
@@ -327,7 +358,11 @@ async fn submit(
     let case = checked?;
     // The token is the request: any submission of the same form files the same case.
     let idem = Some((token.clone(), crate::store::sha256_hex(token.as_bytes())));
-    let (_, _receipt) = file_and_answer(&state, case, idem).await?;
+    let (status, receipt) = file_and_answer(&state, case, idem).await?;
+    // A replay of the same form already stored its files.
+    if status == StatusCode::CREATED {
+        attachments::store_all(&state, &receipt.folio, &prepared).await?;
+    }
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/oirs/recibido?t={token}"))],
@@ -382,10 +417,10 @@ struct TrackPageQuery {
 }
 
 #[derive(Deserialize)]
-struct TrackForm {
-    folio: Option<String>,
-    code: Option<String>,
-    rut: Option<String>,
+pub(crate) struct TrackForm {
+    pub folio: Option<String>,
+    pub code: Option<String>,
+    pub rut: Option<String>,
 }
 
 /// The tracking page showing a case, with the satisfaction survey when it is open. The
@@ -409,12 +444,30 @@ fn case_page(
         .iter()
         .map(|e| context! { at => local(&e.at), label => e.label, note => e.note })
         .collect();
+    let files: Vec<minijinja::Value> = case
+        .attachments
+        .iter()
+        .map(|a| {
+            context! {
+                id => a.file.id, name => a.file.name, size => size_label(a.file.bytes),
+                from_staff => a.source == "staff",
+            }
+        })
+        .collect();
+    let from_resident = case
+        .attachments
+        .iter()
+        .filter(|a| a.source == "vecino")
+        .count();
+    let may_attach = case.status != crate::oirs::domain::Status::Cerrado
+        && (from_resident as i64) < crate::oirs::attachments::MAX_PER_CASE;
     no_store(render(
         state,
         context! {
             page => "track", title => "Seguimiento", folio => folio, case => case,
             received => received, due => due, history => history,
-            given_code => q.code, given_rut => q.rut,
+            given_code => q.code, given_rut => q.rut, code => q.code, rut => q.rut,
+            files => files, may_attach => may_attach,
             ..extra
         },
     ))
@@ -507,6 +560,18 @@ async fn track_page(
     client: crate::http::throttle::ClientAddr,
     Form(q): Form<TrackForm>,
 ) -> Result<Response, ApiError> {
+    track_view(&state, client, q, None, None).await
+}
+
+/// The tracking page for a folio and code (or RUT), with the outcome of an upload.
+pub(crate) async fn track_view(
+    state: &AppState,
+    client: crate::http::throttle::ClientAddr,
+    q: TrackForm,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, ApiError> {
+    let state = state.clone();
     let folio = q.folio.clone().unwrap_or_default();
     let asked = !folio.trim().is_empty()
         && (q.code.as_deref().is_some_and(|c| !c.trim().is_empty())
@@ -524,7 +589,13 @@ async fn track_page(
         rut: q.rut.clone(),
     };
     match lookup(&state, client, &folio, &tq).await {
-        Ok(case) => Ok(case_page(&state, &folio, &q, case, context! {})),
+        Ok(case) => Ok(case_page(
+            &state,
+            &folio,
+            &q,
+            case,
+            context! { notice => notice, error => error },
+        )),
         Err(e)
             if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::TOO_MANY_REQUESTS =>
         {
@@ -537,5 +608,14 @@ async fn track_page(
             Ok(resp)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A file size as residents read it: "350 KB", "2,4 MB".
+pub fn size_label(bytes: i64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{} KB", (bytes + 1023) / 1024)
+    } else {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)).replace('.', ",")
     }
 }

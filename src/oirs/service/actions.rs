@@ -41,6 +41,9 @@ pub struct Facts {
     pub extension_days: i64,
     /// The resident asked to block their data (Ley 21.719): nothing personal leaves.
     pub blocked: bool,
+    /// Asignar: the username asked for, when it is an active staff member of the case's
+    /// department.
+    pub assignee: Option<String>,
 }
 
 /// The fields of the case an action writes. `None` leaves a field as it is.
@@ -54,6 +57,8 @@ pub struct CaseChanges {
     pub answer: Option<String>,
     pub duplicate_of: Option<String>,
     pub topic: Option<String>,
+    /// `Some(None)` leaves the case unassigned.
+    pub assignee: Option<Option<String>>,
 }
 
 /// A message committed with the action and delivered by the outbox.
@@ -201,6 +206,8 @@ pub fn plan(
                 text.unwrap_or("")
             ));
             changes.department = Some(target.id.clone());
+            // Whoever had it in the old department does not work on it any more.
+            changes.assignee = Some(None);
             department = Some(target);
         }
         EventKind::PedirInformacion => changes.paused_since = Some(Some(today)),
@@ -255,6 +262,31 @@ pub fn plan(
                 ));
             }
         }
+        EventKind::Asignar => {
+            let asked = ev.assignee.as_deref().map(str::trim).unwrap_or("");
+            if asked.is_empty() {
+                return Err(OirsError::Invalid(
+                    "assignee",
+                    "asignar needs the username of a staff member".into(),
+                ));
+            }
+            if facts.assignee.as_deref() != Some(asked) {
+                return Err(OirsError::Invalid(
+                    "assignee",
+                    format!("{asked:?} is not an active staff member of the case's department"),
+                ));
+            }
+            if case.assignee.as_deref() == Some(asked) {
+                return Err(OirsError::Conflict(format!(
+                    "the case is already assigned to {asked}"
+                )));
+            }
+            note = Some(match text {
+                Some(t) => format!("Asignado a {asked}: {t}"),
+                None => format!("Asignado a {asked}"),
+            });
+            changes.assignee = Some(Some(asked.to_string()));
+        }
         EventKind::Iniciar | EventKind::Comentar => {}
     }
     let department_id = department
@@ -275,7 +307,7 @@ pub fn plan(
         to,
         changes,
         note,
-        public: ev.kind != EventKind::Comentar,
+        public: !matches!(ev.kind, EventKind::Comentar | EventKind::Asignar),
         department: department_id,
         messages,
     })
@@ -429,6 +461,12 @@ async fn facts(store: &Store, case: &CaseRecord, ev: &EventIn) -> Result<Facts, 
         Some(rut) => blocked(store, rut).await?.is_some(),
         None => false,
     };
+    let assignee = match (ev.kind, ev.assignee.as_deref().map(str::trim)) {
+        (EventKind::Asignar, Some(u)) if !u.is_empty() => {
+            department_member(store, u, &case.department).await?
+        }
+        _ => None,
+    };
     Ok(Facts {
         target: departments
             .iter()
@@ -441,7 +479,44 @@ async fn facts(store: &Store, case: &CaseRecord, ev: &EventIn) -> Result<Facts, 
         duplicate_exists,
         extension_days,
         blocked,
+        assignee,
     })
+}
+
+/// Active staff members of a department (or of every department), by username: who a case
+/// can be assigned to.
+pub async fn department_members(
+    store: &Store,
+    department: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = crate::with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT username FROM users WHERE active = TRUE AND department_id IS NOT NULL \
+             AND ($1 IS NULL OR department_id = $1) ORDER BY username",
+        )
+        .bind(department)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(|(u,)| u).collect())
+}
+
+/// The username, if it is an active staff member of the department.
+async fn department_member(
+    store: &Store,
+    username: &str,
+    department: &str,
+) -> Result<Option<String>, OirsError> {
+    let row: Option<(String,)> = crate::with_pool!(store, pool => {
+        sqlx::query_as(
+            "SELECT username FROM users WHERE username = $1 AND active = TRUE AND department_id = $2",
+        )
+        .bind(username)
+        .bind(department)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|(u,)| u))
 }
 
 /// How many times an action is re-planned when the case changed under it.
@@ -488,6 +563,8 @@ async fn write(
         .map(|d| d.format("%Y-%m-%d").to_string());
     let answered = plan.to == Status::Respondido && plan.from != Status::Respondido;
     let closed = plan.to == Status::Cerrado;
+    let assign_set = c.assignee.is_some();
+    let assignee = c.assignee.clone().flatten();
     let written: Result<bool, OirsError> = write_pool!(store, pool => {
         async {
             let mut tx = pool.begin().await?;
@@ -500,6 +577,7 @@ async fn write(
                  closed_at = CASE WHEN $10 THEN $9 ELSE closed_at END, \
                  alert_level = CASE WHEN $8 OR $10 THEN 'none' ELSE alert_level END, \
                  duplicate_of = COALESCE($11, duplicate_of), topic = COALESCE($12, topic), \
+                 assignee = CASE WHEN $15 THEN $16 ELSE assignee END, \
                  updated_at = $9, version = version + 1 WHERE id = $13 AND version = $14",
             )
             .bind(plan.to.as_str())
@@ -516,6 +594,8 @@ async fn write(
             .bind(&c.topic)
             .bind(case.id)
             .bind(case.version)
+            .bind(assign_set)
+            .bind(&assignee)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -589,6 +669,7 @@ mod tests {
             clock: Clock::Habiles,
             data_right: None,
             version: 3,
+            assignee: None,
         }
     }
 
@@ -617,6 +698,7 @@ mod tests {
             text: text.map(String::from),
             duplicate_of: None,
             topic: None,
+            assignee: None,
         }
     }
 
@@ -966,5 +1048,102 @@ mod tests {
         )
         .expect("valid");
         assert!(p.messages.is_empty());
+    }
+
+    #[test]
+    fn assigning_needs_a_member_of_the_department_and_stays_internal() {
+        let c = case(Status::EnProceso);
+        let mut e = ev(EventKind::Asignar, None);
+        e.assignee = Some("pedro".into());
+        let member = Facts {
+            assignee: Some("pedro".into()),
+            ..Facts::default()
+        };
+        with_ctx(|ctx| {
+            let p = plan(
+                &c,
+                &actor(Role::Department, Some("dimao")),
+                &e,
+                &member,
+                ctx,
+                day(TODAY),
+            )
+            .expect("a colleague may assign");
+            assert_eq!(p.changes.assignee, Some(Some("pedro".into())));
+            assert_eq!(p.to, Status::EnProceso);
+            assert!(!p.public);
+            // Not a member (inactive, other department, unknown): 422 naming the field.
+            let err = plan(
+                &c,
+                &actor(Role::Coordinator, None),
+                &e,
+                &Facts::default(),
+                ctx,
+                day(TODAY),
+            )
+            .expect_err("not a member");
+            assert!(matches!(err, OirsError::Invalid("assignee", _)));
+            // Another department's staff may not assign.
+            let err = plan(
+                &c,
+                &actor(Role::Department, Some("obras")),
+                &e,
+                &member,
+                ctx,
+                day(TODAY),
+            )
+            .expect_err("other department");
+            assert!(matches!(err, OirsError::Forbidden));
+            // Already theirs: 409; closed: 409.
+            let mut theirs = c.clone();
+            theirs.assignee = Some("pedro".into());
+            assert!(matches!(
+                plan(
+                    &theirs,
+                    &actor(Role::Coordinator, None),
+                    &e,
+                    &member,
+                    ctx,
+                    day(TODAY)
+                ),
+                Err(OirsError::Conflict(_))
+            ));
+            assert!(matches!(
+                plan(
+                    &case(Status::Cerrado),
+                    &actor(Role::Coordinator, None),
+                    &e,
+                    &member,
+                    ctx,
+                    day(TODAY)
+                ),
+                Err(OirsError::Conflict(_))
+            ));
+        });
+    }
+
+    #[test]
+    fn rerouting_clears_the_assignee() {
+        let mut c = case(Status::EnProceso);
+        c.assignee = Some("pedro".into());
+        let mut e = ev(EventKind::Derivar, Some("Corresponde a obras"));
+        e.department = Some("obras".into());
+        let facts = Facts {
+            target: Some(dept("obras", "")),
+            current: Some(dept("dimao", "")),
+            ..Facts::default()
+        };
+        with_ctx(|ctx| {
+            let p = plan(
+                &c,
+                &actor(Role::Coordinator, None),
+                &e,
+                &facts,
+                ctx,
+                day(TODAY),
+            )
+            .expect("valid");
+            assert_eq!(p.changes.assignee, Some(None));
+        });
     }
 }

@@ -398,6 +398,8 @@ pub struct CaseRecord {
     /// Bumped by every change; staff actions write only if it is still the one they read.
     #[serde(skip)]
     pub version: i64,
+    /// The staff member (username) the case is assigned to within its department.
+    pub assignee: Option<String>,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

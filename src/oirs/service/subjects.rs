@@ -129,9 +129,9 @@ pub async fn gather(store: &Store, rut: &str) -> Result<DataSubject, StoreError>
     with_pool!(store, pool => {
         for r in sqlx::query(&sql).bind(rut).fetch_all(pool).await? {
             use sqlx::Row as _;
-            let closed: Option<i64> = r.try_get(24)?;
-            let anonymized: Option<i64> = r.try_get(25)?;
-            push_unique(&mut sessions, &r.try_get(26)?);
+            let closed: Option<i64> = r.try_get("closed_at")?;
+            let anonymized: Option<i64> = r.try_get("anonymized_at")?;
+            push_unique(&mut sessions, &r.try_get("chat_session_id")?);
             cases.push(SubjectCase {
                 case: case_from_row!(r),
                 closed_at: closed.map(millis),
@@ -383,6 +383,8 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
                 .bind(id).execute(&mut *tx).await?;
             // The score stays for the statistics; the resident's own words go.
             sqlx::query("UPDATE case_satisfaction SET comment = NULL WHERE case_id = $1")
+                .bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM attachments WHERE case_id = $1")
                 .bind(id).execute(&mut *tx).await?;
             let like = format!("%{folio}%");
             // Its messages, and any e-mail to the person's address.

@@ -50,6 +50,9 @@ pub struct EventIn {
     /// Corregir_tema: the right topic.
     #[serde(default)]
     pub topic: Option<String>,
+    /// Asignar: the username of an active staff member of the case's department.
+    #[serde(default)]
+    pub assignee: Option<String>,
 }
 
 pub async fn audit(
@@ -85,6 +88,8 @@ pub struct CaseFilter {
     pub alert: Option<String>,
     /// Only open cases (not answered, not closed).
     pub open: Option<bool>,
+    /// Only cases assigned to this username; `me` for the user asking.
+    pub assignee: Option<String>,
     /// At most this many cases (default 500; values outside 1–5,000 are clamped).
     pub limit: Option<i64>,
 }
@@ -100,7 +105,7 @@ pub async fn list_cases(
         "SELECT {CASE_COLUMNS} FROM cases WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR department_id = $2) \
          AND ($3 IS NULL OR case_type = $3) AND ($4 IS NULL OR due_date < $4) AND ($5 IS NULL OR due_date < $5) \
          AND ($6 IS NULL OR alert_level = $6) AND ($7 = FALSE OR status NOT IN ('respondido', 'cerrado')) \
-         ORDER BY due_date, id LIMIT $8"
+         AND ($9 IS NULL OR assignee = $9) ORDER BY due_date, id LIMIT $8"
     );
     let overdue = f.overdue.unwrap_or(false);
     let today_s = overdue.then(|| today.format("%Y-%m-%d").to_string());
@@ -114,6 +119,7 @@ pub async fn list_cases(
             .bind(&f.alert)
             .bind(overdue || f.open.unwrap_or(false))
             .bind(limit)
+            .bind(&f.assignee)
             .fetch_all(pool)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
