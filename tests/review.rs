@@ -60,7 +60,8 @@ async fn teach(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     .await
 }
 
-async fn review(app: &TestApp, token: &str) -> Vec<Value> {
+/// The whole review answer (worklist groups and unhelpful answers).
+async fn review_out(app: &TestApp, token: &str) -> Value {
     let (status, v) = call(
         app,
         token,
@@ -70,7 +71,14 @@ async fn review(app: &TestApp, token: &str) -> Vec<Value> {
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    v["groups"].as_array().expect("groups").clone()
+    v
+}
+
+async fn review(app: &TestApp, token: &str) -> Vec<Value> {
+    review_out(app, token).await["groups"]
+        .as_array()
+        .expect("groups")
+        .clone()
 }
 
 async fn grouping_counts_conversations_and_taught_texts_leave(backend: Backend) {
@@ -505,7 +513,7 @@ async fn export_writes_the_overlay_as_catalog_files(backend: Backend) {
 on_both_backends!(export_writes_the_overlay_as_catalog_files);
 
 /// An answer a resident marked as not useful shows in the review with its question, by the
-/// intent's title; taught elsewhere from there, the question gets the other answer.
+/// intent's title (the console offers to teach the question elsewhere from there).
 async fn answers_marked_unhelpful_are_reviewed(backend: Backend) {
     let Some(app) = common::spawn_app(backend).await else {
         return;
@@ -533,16 +541,7 @@ async fn answers_marked_unhelpful_are_reviewed(backend: Backend) {
     assert_eq!(r.status(), 204);
 
     let entry = common::wait_for(Duration::from_secs(10), || async {
-        let (status, v) = call(
-            &app,
-            &analyst,
-            reqwest::Method::GET,
-            "/api/v1/admin/catalog/review",
-            None,
-        )
-        .await;
-        assert_eq!(status, 200, "{v}");
-        v["unhelpful"]
+        review_out(&app, &analyst).await["unhelpful"]
             .as_array()
             .and_then(|u| u.iter().find(|e| e["intent"] == answered.as_str()).cloned())
             .filter(|e| e["texts"].as_array().is_some_and(|t| !t.is_empty()))
