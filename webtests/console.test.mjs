@@ -3,7 +3,7 @@
 // CSRF, logout, administration pages and an axe-core audit.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, axe, screenshot } from "./harness.mjs";
+import { startServer, launchBrowser, axe, screenshot, localMonth } from "./harness.mjs";
 
 const PASSWORD = "clave-de-prueba-1";
 let server;
@@ -147,7 +147,7 @@ test("an analyst sees the charts and is refused case details", async () => {
   assert.equal(api.status(), 403);
   // The monthly report downloads through the console.
   await page.goto(server.base + "/staff/analitica");
-  const report = await context.request.get(server.base + `/staff/analitica/informe?mes=${new Date().toISOString().slice(0, 7)}&formato=csv`);
+  const report = await context.request.get(server.base + `/staff/analitica/informe?mes=${localMonth()}&formato=csv`);
   assert.equal(report.status(), 200);
   assert.match(report.headers()["content-disposition"], /attachment/);
   await context.close();
@@ -308,7 +308,7 @@ test("the inbox and the monthly report read in people's words, without raw ids",
   });
   assert.equal(r.status, 201);
   const { context, page } = await session("admin");
-  const month = new Date().toISOString().slice(0, 7);
+  const month = localMonth();
   // The recorder writes in batches: wait for the month's report to count the messages.
   let html = "";
   for (let i = 0; i < 50 && !html.includes("Horarios de atención"); i++) {

@@ -119,3 +119,10 @@ export async function tabTo(page, pred, max = 60, key = "Tab") {
   }
   throw new Error("never focused the wanted element by Tab");
 }
+
+/** The current month (YYYY-MM) in the municipality's time zone, as the service counts it:
+ * at 21:00 on the last day of a month in Chile it is already the next month in UTC. */
+export function localMonth(timeZone = "America/Santiago") {
+  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit" })
+    .format(new Date());
+}
