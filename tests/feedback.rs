@@ -44,18 +44,13 @@ async fn call(
 
 /// Files a case on `topic` with an e-mail and the given RUT; returns (folio, code).
 async fn file(app: &TestApp, topic: &str, rut: &str) -> (String, String) {
-    let r = app
-        .post_json(
-            "/api/v1/oirs/cases",
-            json!({
-                "type": "reclamo", "topic": topic,
-                "description": "La luminaria del pasaje Los Aromos lleva dos semanas apagada.",
-                "name": "Juana Pérez", "rut": rut, "email": "juana@example.cl", "consent": true
-            }),
-        )
+    let v = app
+        .file_case(json!({
+            "type": "reclamo", "topic": topic,
+            "description": "La luminaria del pasaje Los Aromos lleva dos semanas apagada.",
+            "name": "Juana Pérez", "rut": rut, "email": "juana@example.cl", "consent": true
+        }))
         .await;
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.expect("json");
     (
         v["folio"].as_str().expect("folio").into(),
         v["tracking_code"].as_str().expect("code").into(),
