@@ -189,6 +189,26 @@ impl AppState {
         }));
         let state = self.clone();
         handles.push(tokio::spawn(async move {
+            // Support grants whose time is up are ended (summary, e-mail) even if nobody asks.
+            let every = std::time::Duration::from_millis(state.config.signal_poll_ms.max(50));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match crate::staff::support::end_expired(&state.store, &state.config.public_base_url)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(grants = n, "support grants ended at their time");
+                        state.outbox_wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ending expired support grants failed"),
+                }
+            }
+        }));
+        let state = self.clone();
+        handles.push(tokio::spawn(async move {
             let every = std::time::Duration::from_millis(state.config.signal_poll_ms.max(50));
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
