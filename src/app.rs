@@ -195,8 +195,11 @@ impl AppState {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match crate::staff::support::end_expired(&state.store, &state.config.public_base_url)
-                    .await
+                match crate::staff::support::end_expired(
+                    &state.store,
+                    &state.config.public_base_url,
+                )
+                .await
                 {
                     Ok(0) => {}
                     Ok(n) => {

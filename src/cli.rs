@@ -351,7 +351,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let store = Store::connect(&config.database_url).await?;
             store.migrate().await?;
             if crate::staff::second_factor::reset(&store, &username).await? {
-                println!("second factor of {username} removed; they enrol again at their next login");
+                println!(
+                    "second factor of {username} removed; they enrol again at their next login"
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("no user named {username}");

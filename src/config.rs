@@ -786,8 +786,8 @@ mod tests {
         let err = Config::from_sources(None, env_of(&[("VENTANILLA_REQUIRE_2FA", "admin,jefe")]))
             .expect_err("unknown role");
         assert!(err.to_string().contains("jefe"), "{err}");
-        let cfg = Config::from_sources(Some(("v.toml", "require_2fa = []")), env_of(&[]))
-            .expect("file");
+        let cfg =
+            Config::from_sources(Some(("v.toml", "require_2fa = []")), env_of(&[])).expect("file");
         assert!(!cfg.requires_2fa(Role::Admin));
     }
 

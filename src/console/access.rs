@@ -43,9 +43,9 @@ async fn enrolment_view(state: &AppState, c: &Console, error: Option<&ApiError>)
         Enrolment::Pending => second_factor::pending_secret(&state.store, c.user.id).await?,
         Enrolment::None => second_factor::start(&state.store, c.user.id).await?,
     };
-    let qr = pending.as_ref().map(|s| {
-        second_factor::qr_svg(&second_factor::otpauth_uri(s, &c.user.username))
-    });
+    let qr = pending
+        .as_ref()
+        .map(|s| second_factor::qr_svg(&second_factor::otpauth_uri(s, &c.user.username)));
     let mut resp = c.page(
         state,
         "enrol.html",

@@ -562,7 +562,9 @@ mod second_factor_step {
         } else {
             crate::staff::routes::PENDING_TTL_MS / 1000
         };
-        format!("{COOKIE}={pending}; HttpOnly; SameSite=Strict; Path=/staff/ingreso; Max-Age={max_age}")
+        format!(
+            "{COOKIE}={pending}; HttpOnly; SameSite=Strict; Path=/staff/ingreso; Max-Age={max_age}"
+        )
     }
 
     pub fn view(state: &AppState, next: &str, error: Option<&str>) -> Response {

@@ -27,7 +27,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/support-grants/{id}",
             get(get_grant).delete(revoke_grant),
         )
-        .route("/api/v1/admin/support-grants/{id}/actions", get(grant_actions))
+        .route(
+            "/api/v1/admin/support-grants/{id}/actions",
+            get(grant_actions),
+        )
 }
 
 #[derive(Serialize, ToSchema)]

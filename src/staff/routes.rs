@@ -119,7 +119,8 @@ pub async fn authenticate(
     if enrolment == Enrolment::Confirmed {
         let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
             if step == CodeStep::Hold {
-                let token = auth::create_pending_login(&state.store, user.id, PENDING_TTL_MS).await?;
+                let token =
+                    auth::create_pending_login(&state.store, user.id, PENDING_TTL_MS).await?;
                 return Ok(Err(Pending(token)));
             }
             return Err(ApiError::new(
@@ -135,8 +136,7 @@ pub async fn authenticate(
     }
     LOGIN.succeeded(&state.store, client, username).await?;
     let token =
-        auth::create_session_for(&state.store, user.id, SESSION_TTL_MS, enrolment_required)
-            .await?;
+        auth::create_session_for(&state.store, user.id, SESSION_TTL_MS, enrolment_required).await?;
     Ok(Ok(LoggedIn {
         user,
         token,
@@ -176,11 +176,16 @@ pub async fn complete_login(
     let Some(user) = auth::pending_login_user(&state.store, pending).await? else {
         return Ok(None);
     };
-    if let Some(secs) = LOGIN.retry_after(&state.store, client, &user.username).await? {
+    if let Some(secs) = LOGIN
+        .retry_after(&state.store, client, &user.username)
+        .await?
+    {
         return Err(ApiError::too_many_requests(secs));
     }
     check_code(state, client, &user.username, user.id, code).await?;
-    LOGIN.succeeded(&state.store, client, &user.username).await?;
+    LOGIN
+        .succeeded(&state.store, client, &user.username)
+        .await?;
     auth::end_session(&state.store, pending).await?;
     let token = auth::create_session(&state.store, user.id, SESSION_TTL_MS).await?;
     Ok(Some(LoggedIn {

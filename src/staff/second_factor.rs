@@ -79,10 +79,12 @@ pub fn matching_step(secret_b32: &str, code: &str, unix_secs: u64) -> Option<u64
         .find(|step| crate::staff::auth::same_token(&t.generate(step * STEP_SECS), code))
 }
 
-/// The code of the current step (for tests and the enrolment hint).
-pub fn current_code(secret_b32: &str) -> String {
+/// The code of the step `steps_ahead` steps from now (what an authenticator app shows then;
+/// for tests).
+pub fn code_in_steps(secret_b32: &str, steps_ahead: i64) -> String {
+    let at = i64::try_from(unix_now()).unwrap_or(0) + steps_ahead * STEP_SECS as i64;
     totp(secret_b32, "")
-        .map(|t| t.generate(unix_now()))
+        .map(|t| t.generate(u64::try_from(at).unwrap_or(0)))
         .unwrap_or_default()
 }
 

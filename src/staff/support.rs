@@ -239,8 +239,19 @@ const GRANT_COLUMNS: &str = "id, username, reason, scope, granted_by, created_at
                              revoked_at, revoked_by, ended_at, summary";
 
 fn grant_of(r: GrantRow, now: i64) -> Grant {
-    let (id, username, reason, scope, granted_by, created, expires, revoked, revoked_by, ended, summary) =
-        r;
+    let (
+        id,
+        username,
+        reason,
+        scope,
+        granted_by,
+        created,
+        expires,
+        revoked,
+        revoked_by,
+        ended,
+        summary,
+    ) = r;
     Grant {
         id,
         username,
@@ -353,8 +364,8 @@ pub async fn actions(store: &Store, grant_id: i64) -> Result<Vec<GrantAction>, S
 /// The summary of a grant from its audited requests.
 pub fn summarise(all: Vec<GrantAction>, ended_by: &str) -> Summary {
     let requests = i64::try_from(all.len()).unwrap_or(i64::MAX);
-    let records_read = i64::try_from(all.iter().filter(|a| a.folio.is_some()).count())
-        .unwrap_or(i64::MAX);
+    let records_read =
+        i64::try_from(all.iter().filter(|a| a.folio.is_some()).count()).unwrap_or(i64::MAX);
     let actions = all
         .into_iter()
         .filter(|a| !(a.action.starts_with("GET ") || a.action.starts_with("HEAD ")))
@@ -465,7 +476,9 @@ fn summary_mail(
     for a in &s.actions {
         text.push_str(&format!("- {} {}\n", a.at, a.action));
     }
-    text.push_str(&format!("\nDetalle en la consola: {base}/staff/admin/soporte/{id}\n"));
+    text.push_str(&format!(
+        "\nDetalle en la consola: {base}/staff/admin/soporte/{id}\n"
+    ));
     text
 }
 
@@ -480,7 +493,9 @@ pub async fn revoke(
     if get_raw(store, grant_id).await?.is_none() {
         return Ok(None);
     }
-    Ok(Some(finish(store, grant_id, Some(by), public_base_url).await?))
+    Ok(Some(
+        finish(store, grant_id, Some(by), public_base_url).await?,
+    ))
 }
 
 /// Ends every grant whose time is up (summary and e-mail); returns how many this call ended.
@@ -555,7 +570,11 @@ mod tests {
         ] {
             assert!(allows(Scope::Config, &get, path), "{path}");
         }
-        assert!(allows(Scope::Config, &put, "/api/v1/admin/case-types/reclamo"));
+        assert!(allows(
+            Scope::Config,
+            &put,
+            "/api/v1/admin/case-types/reclamo"
+        ));
         for path in [
             "/api/v1/admin/users",
             "/api/v1/admin/support-grants",
@@ -580,13 +599,21 @@ mod tests {
             &Method::GET,
             "/api/v1/staff/cases/OIRS-2026-000001"
         ));
-        assert!(allows(Scope::Cases, &Method::GET, "/staff/casos/OIRS-2026-000001"));
+        assert!(allows(
+            Scope::Cases,
+            &Method::GET,
+            "/staff/casos/OIRS-2026-000001"
+        ));
         assert!(!allows(
             Scope::Cases,
             &Method::POST,
             "/api/v1/staff/cases/OIRS-2026-000001/events"
         ));
-        assert!(!allows(Scope::Cases, &Method::POST, "/staff/casos/OIRS-2026-000001"));
+        assert!(!allows(
+            Scope::Cases,
+            &Method::POST,
+            "/staff/casos/OIRS-2026-000001"
+        ));
         assert!(!allows(Scope::Cases, &Method::GET, "/staff/casos.csv"));
         assert!(!allows(Scope::Cases, &Method::GET, "/api/v1/admin/users"));
     }
@@ -616,7 +643,10 @@ mod tests {
             vec![
                 a("GET /staff/admin/parametros", None),
                 a("POST /staff/admin/parametros", None),
-                a("GET /api/v1/staff/cases/OIRS-2026-000001", Some("OIRS-2026-000001")),
+                a(
+                    "GET /api/v1/staff/cases/OIRS-2026-000001",
+                    Some("OIRS-2026-000001"),
+                ),
             ],
             "revoked",
         );
