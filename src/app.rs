@@ -189,12 +189,16 @@ impl AppState {
         }));
         let state = self.clone();
         handles.push(tokio::spawn(async move {
-            // Support grants whose time is up are ended (summary, e-mail) even if nobody asks.
             let every = std::time::Duration::from_millis(state.config.signal_poll_ms.max(50));
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                if let Err(e) = state.follow_signals().await {
+                    tracing::warn!(error = %e, "reading signals from other instances failed");
+                }
+                // Support grants whose time is up are ended (summary, e-mail) even if nobody
+                // asks; every instance sweeps, each grant ends once.
                 match crate::staff::support::end_expired(
                     &state.store,
                     &state.config.public_base_url,
@@ -207,18 +211,6 @@ impl AppState {
                         state.outbox_wake.notify_one();
                     }
                     Err(e) => tracing::warn!(error = %e, "ending expired support grants failed"),
-                }
-            }
-        }));
-        let state = self.clone();
-        handles.push(tokio::spawn(async move {
-            let every = std::time::Duration::from_millis(state.config.signal_poll_ms.max(50));
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = state.follow_signals().await {
-                    tracing::warn!(error = %e, "reading signals from other instances failed");
                 }
             }
         }));

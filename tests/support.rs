@@ -336,18 +336,17 @@ async fn login(app: &TestApp, username: &str, code: Option<&str>) -> (u16, Value
     (status, resp.json().await.expect("json"))
 }
 
-async fn totp_enrolment_login_and_recovery(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |c| c.require_2fa = vec!["admin".into()]).await else {
-        return;
-    };
-    // Required but not enrolled: a session that can only enrol.
+/// Logs `admin` in (the role requires a second factor it has not got: a session limited to
+/// enrolment), enrols one with the current code and returns the session's token (now a full
+/// one), the secret and the recovery codes.
+async fn enrol_admin(app: &TestApp) -> (String, String, Vec<String>) {
     let limited = app.login_as("admin", "admin", None).await;
-    let (_, first) = login(&app, "admin", None).await;
-    assert_eq!(first["enrolment_required"], true);
-    let (status, body) = get(&app, "/api/v1/admin/case-types", &limited).await;
+    let (_, again) = login(app, "admin", None).await;
+    assert_eq!(again["enrolment_required"], true);
+    let (status, body) = get(app, "/api/v1/admin/case-types", &limited).await;
     assert_eq!((status, code_of(&body)), (403, "enrolment_required"));
     let (status, started) = call(
-        &app,
+        app,
         reqwest::Method::POST,
         "/api/v1/auth/2fa/start",
         &limited,
@@ -361,7 +360,7 @@ async fn totp_enrolment_login_and_recovery(backend: Backend) {
         .expect("uri")
         .starts_with("otpauth://totp/"));
     let (status, body) = call(
-        &app,
+        app,
         reqwest::Method::POST,
         "/api/v1/auth/2fa/confirm",
         &limited,
@@ -371,7 +370,7 @@ async fn totp_enrolment_login_and_recovery(backend: Backend) {
     assert_eq!((status, code_of(&body)), (422, "totp_invalid"));
     let code = second_factor::code_in_steps(&secret, 0);
     let (status, confirmed) = call(
-        &app,
+        app,
         reqwest::Method::POST,
         "/api/v1/auth/2fa/confirm",
         &limited,
@@ -379,12 +378,20 @@ async fn totp_enrolment_login_and_recovery(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{confirmed}");
-    let recovery: Vec<String> = confirmed["recovery_codes"]
+    let recovery = confirmed["recovery_codes"]
         .as_array()
         .expect("codes")
         .iter()
         .filter_map(|c| c.as_str().map(String::from))
         .collect();
+    (limited, secret, recovery)
+}
+
+async fn totp_enrolment_login_and_recovery(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| c.require_2fa = vec!["admin".into()]).await else {
+        return;
+    };
+    let (limited, secret, recovery) = enrol_admin(&app).await;
     assert_eq!(recovery.len(), 10);
     let (status, _) = get(&app, "/api/v1/admin/case-types", &limited).await;
     assert_eq!(status, 200, "the enrolling session is now a full one");
@@ -445,26 +452,7 @@ async fn wrong_codes_are_throttled_like_passwords(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |c| c.require_2fa = vec!["admin".into()]).await else {
         return;
     };
-    let token = app.login_as("admin", "admin", None).await;
-    let (_, started) = call(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/auth/2fa/start",
-        &token,
-        None,
-    )
-    .await;
-    let secret = started["secret"].as_str().expect("secret").to_string();
-    let code = second_factor::code_in_steps(&secret, 0);
-    let (status, _) = call(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/auth/2fa/confirm",
-        &token,
-        Some(json!({"code": code})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    let (_, secret, _) = enrol_admin(&app).await;
     let mut statuses = Vec::new();
     for _ in 0..7 {
         statuses.push(login(&app, "admin", Some("abcdef")).await.0);

@@ -62,7 +62,7 @@ pub async fn start_enrolment(
 fn already_enrolled() -> ApiError {
     ApiError::conflict(
         "already_enrolled",
-        "el segundo factor ya está activo; para cambiarlo, un administrador debe restablecerlo",
+        "El segundo factor ya está activo; para cambiarlo, un administrador debe restablecerlo.",
     )
 }
 
@@ -110,7 +110,7 @@ pub async fn confirm(
         Enrolment::None => {
             return Err(ApiError::conflict(
                 "enrolment_not_started",
-                "primero genere el código QR del segundo factor",
+                "Primero genere el código QR del segundo factor.",
             ))
         }
         Enrolment::Pending => {}
@@ -121,7 +121,7 @@ pub async fn confirm(
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "totp_invalid",
-                "el código no coincide: revise la hora del teléfono y use el código vigente",
+                "El código no coincide: revise la hora del teléfono y use el código vigente.",
             )
             .with_field("code")
         })?;
@@ -158,7 +158,7 @@ pub fn check_grant(input: &GrantIn) -> ApiResult<(String, String, i64, Scope)> {
         return Err(ApiError::invalid(
             "reason",
             format!(
-                "indique el motivo (hasta {} caracteres)",
+                "Indique el motivo (hasta {} caracteres).",
                 support::MAX_REASON
             ),
         ));
@@ -166,7 +166,7 @@ pub fn check_grant(input: &GrantIn) -> ApiResult<(String, String, i64, Scope)> {
     if !(1..=support::MAX_MINUTES).contains(&input.minutes) {
         return Err(ApiError::invalid(
             "minutes",
-            format!("entre 1 y {} minutos", support::MAX_MINUTES),
+            format!("Indique entre 1 y {} minutos.", support::MAX_MINUTES),
         ));
     }
     let scope = if input.scope.contains(&Scope::Cases) {
@@ -176,7 +176,7 @@ pub fn check_grant(input: &GrantIn) -> ApiResult<(String, String, i64, Scope)> {
     } else {
         return Err(ApiError::invalid(
             "scope",
-            "indique el alcance: config o cases",
+            "Indique el alcance: config o cases.",
         ));
     };
     Ok((
@@ -227,11 +227,11 @@ pub async fn grant(state: &AppState, user: &StaffUser, input: &GrantIn) -> ApiRe
         Ok(out) => Ok(out),
         Err(GrantRefusal::NoSuchSupportUser) => Err(ApiError::invalid(
             "username",
-            "no hay un usuario activo con el rol support con ese nombre",
+            "No hay un usuario de soporte activo con ese nombre.",
         )),
         Err(GrantRefusal::AlreadyActive) => Err(ApiError::conflict(
             "grant_active",
-            "ese usuario ya tiene una autorización vigente: revóquela antes de dar otra",
+            "Ese usuario ya tiene una autorización vigente: revóquela antes de dar otra.",
         )),
     }
 }

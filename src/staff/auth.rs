@@ -328,7 +328,9 @@ pub async fn session_user(
     if user.enrol_only && !enrolment_path(path) {
         return Ok(Some(Err(Refusal::EnrolmentRequired)));
     }
-    if user.role == Role::Support && !user.enrol_only {
+    // Logging out needs no grant.
+    let leaving = matches!(path, "/staff/salir" | "/api/v1/auth/logout");
+    if user.role == Role::Support && !user.enrol_only && !leaving {
         let Some(grant) = support::active(store, user.id).await? else {
             return Ok(Some(Err(Refusal::NoSupportGrant)));
         };
