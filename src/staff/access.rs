@@ -83,8 +83,9 @@ pub struct Confirmed {
 /// one (an enrolment-only session is lifted).
 #[utoipa::path(post, path = "/api/v1/auth/2fa/confirm", tag = "staff", request_body = ConfirmIn,
     security(("bearer" = [])),
-    responses((status = 200, body = Confirmed), (status = 401, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Confirmed),
+              (status = 401, body = ErrorBody, description = "not signed in, or `totp_invalid`: the code is wrong"),
+              (status = 409, body = ErrorBody)))]
 pub async fn confirm_enrolment(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,8 +119,9 @@ pub async fn confirm(
     let codes = second_factor::confirm(&state.store, user.id, code)
         .await?
         .ok_or_else(|| {
+            // 401 like a wrong code at login: the code is well formed, just not the right one.
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::UNAUTHORIZED,
                 "totp_invalid",
                 "El código no coincide: revise la hora del teléfono y use el código vigente.",
             )
@@ -134,13 +136,16 @@ pub async fn confirm(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantIn {
-    /// A staff user with the `support` role.
+    /// A staff user with the `support` role (404 when there is none by that name).
     pub username: String,
     /// Why access is needed (the ticket or problem), 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
     /// How long, 1 to 480 minutes.
+    #[schema(minimum = 1, maximum = 480)]
     pub minutes: i64,
     /// `config`: administration without personal data; `cases`: case details too.
+    #[schema(min_items = 1)]
     pub scope: Vec<Scope>,
 }
 
@@ -191,6 +196,7 @@ pub fn check_grant(input: &GrantIn) -> ApiResult<(String, String, i64, Scope)> {
 #[utoipa::path(post, path = "/api/v1/admin/support-grants", tag = "admin", request_body = GrantIn,
     security(("bearer" = [])),
     responses((status = 201, body = GrantCreated), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "no active support user by that name"),
               (status = 409, body = ErrorBody, description = "the user already has an active grant"),
               (status = 422, body = ErrorBody)))]
 pub async fn create_grant(
@@ -225,10 +231,12 @@ pub async fn grant(state: &AppState, user: &StaffUser, input: &GrantIn) -> ApiRe
     .await?
     {
         Ok(out) => Ok(out),
-        Err(GrantRefusal::NoSuchSupportUser) => Err(ApiError::invalid(
-            "username",
+        Err(GrantRefusal::NoSuchSupportUser) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
             "No hay un usuario de soporte activo con ese nombre.",
-        )),
+        )
+        .with_field("username")),
         Err(GrantRefusal::AlreadyActive) => Err(ApiError::conflict(
             "grant_active",
             "Ese usuario ya tiene una autorización vigente: revóquela antes de dar otra.",
