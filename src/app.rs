@@ -197,6 +197,21 @@ impl AppState {
                 if let Err(e) = state.follow_signals().await {
                     tracing::warn!(error = %e, "reading signals from other instances failed");
                 }
+                // Support grants whose time is up are ended (summary, e-mail) even if nobody
+                // asks; every instance sweeps, each grant ends once.
+                match crate::staff::support::end_expired(
+                    &state.store,
+                    &state.config.public_base_url,
+                )
+                .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(grants = n, "support grants ended at their time");
+                        state.outbox_wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ending expired support grants failed"),
+                }
             }
         }));
         // Retention (Ley 21.719): closed cases kept long enough lose their personal data.

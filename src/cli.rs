@@ -92,6 +92,16 @@ enum UserCommand {
         role: String,
         #[arg(long)]
         department: Option<String>,
+        /// Where notices reach the user (administrators: support summaries).
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Remove a user's second factor and recovery codes and end their sessions (a locked-out
+    /// user enrols again at the next login); audited.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -201,6 +211,16 @@ fn init_tracing(format: LogFormat) {
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { demo } => {
+            let mut config = config;
+            if demo && !config.require_2fa.is_empty() {
+                // The demo users share a published password; a second factor would only stop
+                // someone trying the product. Production never runs --demo.
+                tracing::warn!(
+                    roles = ?config.require_2fa,
+                    "demo: the second factor is not required on this instance (VENTANILLA_REQUIRE_2FA ignored)"
+                );
+                config.require_2fa.clear();
+            }
             let listener = tokio::net::TcpListener::bind(&config.listen).await?;
             tracing::info!(database = %config.database_url_redacted(), "starting");
             let state = AppState::build(config).await?;
@@ -281,11 +301,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     username,
                     role,
                     department,
+                    email,
                 },
         } => {
             let Some(role) = Role::parse(&role) else {
-                eprintln!("--role must be admin, coordinator, department or analyst");
+                eprintln!("--role must be admin, coordinator, department, analyst or support");
                 return Ok(ExitCode::from(2));
+            };
+            let email = match crate::staff::users::check_email(email.as_deref().unwrap_or("")) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("email: {}", e.message);
+                    return Ok(ExitCode::from(2));
+                }
             };
             let password = read_password()?;
             if let Err((field, message)) = crate::staff::users::check_user(
@@ -304,6 +332,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
             match auth::add_user(&store, &username, &hash, role, department.as_deref()).await {
                 Ok(id) => {
+                    if let Some(email) = &email {
+                        crate::staff::users::set_email(&store, id, email).await?;
+                    }
                     println!("user {username} added (id {id}, role {})", role.as_str());
                     Ok(ExitCode::SUCCESS)
                 }
@@ -312,6 +343,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
                 Err(e) => Err(e.into()),
+            }
+        }
+        Command::User {
+            command: UserCommand::ResetTwoFactor { username },
+        } => {
+            let store = Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            if crate::staff::second_factor::reset(&store, &username).await? {
+                println!(
+                    "second factor of {username} removed; they enrol again at their next login"
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("no user named {username}");
+                Ok(ExitCode::FAILURE)
             }
         }
         Command::Report { month, format, out } => {

@@ -310,6 +310,8 @@ pub struct Config {
     pub alerts_interval_secs: u64,
     pub retention: RetentionConfig,
     pub privacy: PrivacyConfig,
+    /// Staff roles that must log in with a second factor (TOTP); empty turns it off.
+    pub require_2fa: Vec<String>,
 }
 
 impl Default for Config {
@@ -335,6 +337,7 @@ impl Default for Config {
             alerts_interval_secs: 300,
             retention: RetentionConfig::default(),
             privacy: PrivacyConfig::default(),
+            require_2fa: vec!["admin".into(), "support".into()],
         }
     }
 }
@@ -355,6 +358,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Whether `role` must log in with a second factor.
+    pub fn requires_2fa(&self, role: crate::staff::auth::Role) -> bool {
+        self.require_2fa.iter().any(|r| r == role.as_str())
+    }
+
     /// Loads configuration from the process environment and the file named by
     /// `VENTANILLA_CONFIG` (or `ventanilla.toml` in the working directory when present).
     pub fn load() -> Result<Self, ConfigError> {
@@ -561,11 +569,27 @@ impl Config {
         if let Some(v) = env("VENTANILLA_ALERTS_INTERVAL_SECS") {
             self.alerts_interval_secs = parse("VENTANILLA_ALERTS_INTERVAL_SECS", &v)?;
         }
+        if let Some(v) = env("VENTANILLA_REQUIRE_2FA") {
+            self.require_2fa = if v.trim() == "none" {
+                Vec::new()
+            } else {
+                list(&v)
+            };
+        }
         Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.tz()?;
+        if let Some(bad) = self
+            .require_2fa
+            .iter()
+            .find(|r| crate::staff::auth::Role::parse(r).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "require_2fa: {bad:?} is not a staff role (admin, coordinator, department, analyst, support) or none"
+            )));
+        }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "listen: {:?} is not an address like 127.0.0.1:8080",
@@ -745,6 +769,29 @@ mod tests {
     }
 
     #[test]
+    fn the_second_factor_is_required_per_role() {
+        use crate::staff::auth::Role;
+        let cfg = Config::from_sources(None, env_of(&[])).expect("defaults");
+        assert!(cfg.requires_2fa(Role::Admin) && cfg.requires_2fa(Role::Support));
+        assert!(!cfg.requires_2fa(Role::Department));
+        let cfg = Config::from_sources(
+            None,
+            env_of(&[("VENTANILLA_REQUIRE_2FA", " coordinator, department ")]),
+        )
+        .expect("list");
+        assert!(cfg.requires_2fa(Role::Department) && !cfg.requires_2fa(Role::Admin));
+        let cfg = Config::from_sources(None, env_of(&[("VENTANILLA_REQUIRE_2FA", "none")]))
+            .expect("none");
+        assert!(cfg.require_2fa.is_empty());
+        let err = Config::from_sources(None, env_of(&[("VENTANILLA_REQUIRE_2FA", "admin,jefe")]))
+            .expect_err("unknown role");
+        assert!(err.to_string().contains("jefe"), "{err}");
+        let cfg =
+            Config::from_sources(Some(("v.toml", "require_2fa = []")), env_of(&[])).expect("file");
+        assert!(!cfg.requires_2fa(Role::Admin));
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = Config::from_sources(None, env_of(&[("VENTANILLA_RATE_LIMIT", "maybe")]))
             .expect_err("must fail");
@@ -806,6 +853,7 @@ mod tests {
         ("VENTANILLA_SMTP_PASSWORD", "smtp-pw", &[]),
         ("VENTANILLA_SMTP_FROM", "OIRS <oirs@muni.example>", &[]),
         ("VENTANILLA_ALERTS_INTERVAL_SECS", "61", &[]),
+        ("VENTANILLA_REQUIRE_2FA", "admin", &[]),
         ("VENTANILLA_SIGNAL_POLL_MS", "2345", &[]),
         ("VENTANILLA_RETENTION_CASE_PERSONAL_DATA_DAYS", "400", &[]),
         (

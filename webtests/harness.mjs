@@ -23,6 +23,9 @@ function env(dir, extra) {
     VENTANILLA_LISTEN: "127.0.0.1:0",
     VENTANILLA_LOG_FORMAT: "json",
     VENTANILLA_RATE_LIMIT: "off",
+    // Tests that are not about the second factor log in with a password alone; the one that
+    // is (support.test.mjs) asks for it.
+    VENTANILLA_REQUIRE_2FA: "none",
     ...extra,
   };
   delete e.VENTANILLA_CONFIG; // the built-in defaults, and no ventanilla.toml in the temp cwd

@@ -91,6 +91,7 @@ async fn users_view(
                 role_label => super::role_label(u.role),
                 department => u.department,
                 active => u.active,
+                email => u.email,
                 created => local_millis(state, u.created_at),
                 me => u.username == c.user.username,
             }
@@ -102,6 +103,7 @@ async fn users_view(
         Role::Coordinator,
         Role::Department,
         Role::Analyst,
+        Role::Support,
     ]
     .into_iter()
     .map(|r| context! { id => r.as_str(), label => super::role_label(r) })
@@ -164,6 +166,7 @@ async fn user_update(
             department: Some(field(&form, "departamento").to_string()),
             active: Some(form.contains_key("activo")),
             password: form.get("clave").cloned().filter(|p| !p.is_empty()),
+            email: form.get("correo").cloned(),
         };
         users::update(
             State(state.clone()),

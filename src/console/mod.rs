@@ -2,6 +2,7 @@
 //! as the staff, analytics and admin APIs, so a page can never show or do more than the API
 //! allows its user. Cookie sessions only; every form carries the session's anti-CSRF token.
 
+mod access;
 mod admin;
 mod analytics;
 mod cases;
@@ -25,7 +26,9 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::http::{ApiError, ApiQuery, PublicLimit};
 use crate::staff::auth::{self, Role, StaffUser};
-use crate::staff::routes::{authenticate, session_cookie};
+use crate::staff::routes::{
+    authenticate, complete_login, session_cookie, CodeStep, LoggedIn, Pending,
+};
 use crate::store::StoreError;
 
 const STAFF_CSS: &str = include_str!("../../static/staff.css");
@@ -95,6 +98,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "subject.html",
         include_str!("../../templates/staff/subject.html"),
     ),
+    (
+        "enrol.html",
+        include_str!("../../templates/staff/enrol.html"),
+    ),
+    (
+        "support.html",
+        include_str!("../../templates/staff/support.html"),
+    ),
+    (
+        "support_grant.html",
+        include_str!("../../templates/staff/support_grant.html"),
+    ),
 ];
 
 fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -129,6 +144,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(subjects::router())
         .merge(review::router())
         .merge(templates::router())
+        .merge(access::router())
 }
 
 async fn css(h: HeaderMap) -> Response {
@@ -169,8 +185,12 @@ impl FromRequestParts<AppState> for Console {
         let Some(token) = auth::session_cookie(&parts.headers) else {
             return Err(to_login(""));
         };
-        match auth::user_for_token(&state.store, &token).await {
-            Ok(Some(user)) => {
+        match auth::session_user(&state.store, &token, &parts.method, parts.uri.path()).await {
+            Ok(Some(Err(auth::Refusal::EnrolmentRequired))) => {
+                Err(Redirect::to("/staff/2fa").into_response())
+            }
+            Ok(Some(Err(refusal))) => Err(PageError(refusal.into()).into_response()),
+            Ok(Some(Ok(user))) => {
                 let department_name = match &user.department {
                     Some(d) => crate::oirs::service::departments(&state.store)
                         .await
@@ -218,21 +238,35 @@ impl Console {
     /// Renders a console page with the navigation this user may see.
     pub fn page(&self, state: &AppState, name: &str, title: &str, ctx: Value) -> Response {
         let role = self.user.role;
+        // A support user sees the entries its grant's scope reaches, and the time left.
+        let support = self.user.support.as_ref().map(|g| {
+            context! {
+                minutes_left => g.minutes_left(crate::store::now_millis()),
+                scope_label => g.scope.label(),
+            }
+        });
+        let in_support = support.is_some();
+        let support_cases = self
+            .user
+            .support
+            .as_ref()
+            .is_some_and(|g| g.scope == crate::staff::support::Scope::Cases);
         let base = context! {
             title => title,
             municipality => state.chat.engine().catalog.profile.get("municipio"),
             me => context! {
                 username => self.user.username,
                 role => role.as_str(),
-                role_label => role_label(role),
+                role_label => if in_support { "Soporte" } else { role_label(role) },
                 department => self.department_name.clone().or_else(|| self.user.department.clone()),
             },
-            can_subjects => self.handles_data_subjects,
+            can_subjects => self.handles_data_subjects && !in_support,
             csrf => self.csrf,
-            can_cases => role != Role::Analyst,
-            can_analytics => matches!(role, Role::Analyst | Role::Admin),
+            can_cases => if in_support { support_cases } else { role != Role::Analyst },
+            can_analytics => matches!(role, Role::Analyst | Role::Admin) && !in_support,
             can_outbox => matches!(role, Role::Admin | Role::Coordinator),
-            is_admin => role == Role::Admin,
+            is_admin => role == Role::Admin && !in_support,
+            support => support,
         };
         match render_template(name, context! { ..ctx, ..base }) {
             Ok(html) => html_response(StatusCode::OK, html),
@@ -247,6 +281,7 @@ pub fn role_label(role: Role) -> &'static str {
         Role::Coordinator => "Coordinación OIRS",
         Role::Department => "Departamento",
         Role::Analyst => "Análisis",
+        Role::Support => "Soporte",
     }
 }
 
@@ -278,6 +313,13 @@ impl IntoResponse for PageError {
         let e = self.0;
         let status = e.status;
         let message = match status {
+            StatusCode::FORBIDDEN if e.code == "no_support_grant" => {
+                "Su acceso de soporte no está autorizado en este momento: un administrador debe concederlo."
+                    .to_string()
+            }
+            StatusCode::FORBIDDEN if e.code == "outside_support_scope" => {
+                "Esta sección está fuera del alcance de su autorización de soporte.".to_string()
+            }
             StatusCode::FORBIDDEN if e.code != "csrf" => {
                 "Su perfil no tiene acceso a esta página o a este caso.".to_string()
             }
@@ -334,6 +376,10 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
             "Datos bloqueados: no se enviarán correos a esta persona mientras dure el bloqueo."
         }
         "desbloqueado" => "Bloqueo terminado.",
+        "soporte" => "Autorización concedida: el usuario de soporte ya puede ingresar.",
+        "soporte_revocado" => {
+            "Autorización revocada: el acceso terminó y el resumen quedó registrado."
+        }
         _ => return None,
     })
 }
@@ -360,7 +406,9 @@ fn safe_next(next: Option<&str>) -> &str {
 }
 
 async fn home(c: Console) -> Response {
-    let to = if c.user.role == Role::Analyst {
+    let to = if c.user.support.is_some() {
+        "/staff/admin/parametros"
+    } else if c.user.role == Role::Analyst {
         "/staff/analitica"
     } else {
         "/staff/casos"
@@ -415,29 +463,121 @@ async fn login_submit(
         ))
         .into_response();
     }
+    let next = safe_next(form.get("next").map(String::as_str)).to_string();
+    if let Some(code) = form.get("codigo") {
+        return code_step_submit(&state, client, &headers, &next, code).await;
+    }
     let username = form.get("usuario").cloned().unwrap_or_default();
     let password = form.get("clave").cloned().unwrap_or_default();
-    let next = safe_next(form.get("next").map(String::as_str)).to_string();
-    match authenticate(&state, client, &username, password).await {
-        Ok((_, token)) => (
-            [(
-                header::SET_COOKIE,
-                session_cookie(&state.config, Some(&token)),
-            )],
-            Redirect::to(&next),
-        )
-            .into_response(),
-        Err(e) => {
-            let message = if e.status == StatusCode::TOO_MANY_REQUESTS {
-                "Demasiados intentos fallidos desde este equipo. Espere unos minutos e intente nuevamente."
-            } else if e.status == StatusCode::UNAUTHORIZED {
-                "Usuario o contraseña incorrectos."
-            } else {
-                return PageError(e).into_response();
-            };
-            let mut resp = login_view(&state, &next, Some(message), &username);
+    match authenticate(&state, client, &username, password, None, CodeStep::Hold).await {
+        Ok(Ok(done)) => signed_in(&state, &done, &next),
+        Ok(Err(Pending(pending))) => {
+            let mut resp = second_factor_step::view(&state, &next, None);
+            if let Ok(v) = HeaderValue::from_str(&second_factor_step::cookie(&pending)) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => login_failed(&state, e, &next, &username),
+    }
+}
+
+/// The session cookie and the way on: to `next`, or to enrolment when the role needs a
+/// second factor the user has not set up.
+fn signed_in(state: &AppState, done: &LoggedIn, next: &str) -> Response {
+    let to = if done.enrolment_required {
+        "/staff/2fa"
+    } else {
+        next
+    };
+    (
+        [(
+            header::SET_COOKIE,
+            session_cookie(&state.config, Some(&done.token)),
+        )],
+        Redirect::to(to),
+    )
+        .into_response()
+}
+
+fn login_failed(state: &AppState, e: ApiError, next: &str, username: &str) -> Response {
+    let message = if e.status == StatusCode::TOO_MANY_REQUESTS {
+        "Demasiados intentos fallidos desde este equipo. Espere unos minutos e intente nuevamente."
+    } else if e.status == StatusCode::UNAUTHORIZED {
+        "Usuario o contraseña incorrectos."
+    } else {
+        return PageError(e).into_response();
+    };
+    let mut resp = login_view(state, next, Some(message), username);
+    *resp.status_mut() = e.status;
+    resp
+}
+
+/// The login's second step: the code for the pending login named by its cookie.
+async fn code_step_submit(
+    state: &AppState,
+    client: crate::http::throttle::ClientAddr,
+    headers: &HeaderMap,
+    next: &str,
+    code: &str,
+) -> Response {
+    let pending = auth::cookie(headers, second_factor_step::COOKIE).unwrap_or_default();
+    match complete_login(state, client, &pending, code).await {
+        Ok(Some(done)) => {
+            let mut resp = signed_in(state, &done, next);
+            if let Ok(v) = HeaderValue::from_str(&second_factor_step::cookie("")) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Ok(None) => login_view(
+            state,
+            next,
+            Some("El ingreso venció. Escriba de nuevo su usuario y contraseña."),
+            " ",
+        ),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            let mut resp = second_factor_step::view(
+                state,
+                next,
+                Some("El código no es válido o ya fue usado. Use el código vigente o uno de recuperación."),
+            );
             *resp.status_mut() = e.status;
             resp
+        }
+        Err(e) => login_failed(state, e, next, " "),
+    }
+}
+
+/// The code step of the login page.
+mod second_factor_step {
+    use super::*;
+
+    /// Names the pending login between the two steps; only the login form reads it.
+    pub const COOKIE: &str = "ventanilla_login";
+
+    pub fn cookie(pending: &str) -> String {
+        let max_age = if pending.is_empty() {
+            0
+        } else {
+            crate::staff::routes::PENDING_TTL_MS / 1000
+        };
+        format!(
+            "{COOKIE}={pending}; HttpOnly; SameSite=Strict; Path=/staff/ingreso; Max-Age={max_age}"
+        )
+    }
+
+    pub fn view(state: &AppState, next: &str, error: Option<&str>) -> Response {
+        let ctx = context! {
+            municipality => state.chat.engine().catalog.profile.get("municipio"),
+            next => next,
+            code_step => true,
+            message => error,
+            username => if error.is_some() { " " } else { "" },
+        };
+        match render_template("login.html", ctx) {
+            Ok(html) => html_response(StatusCode::OK, html),
+            Err(e) => PageError(e).into_response(),
         }
     }
 }

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::staff::subjects::router())
         .merge(crate::staff::admin::router())
         .merge(crate::staff::users::router())
+        .merge(crate::staff::access::router())
         .merge(crate::analytics::routes::router())
         .merge(crate::review::routes::router())
         .merge(crate::web::router(&*limit))

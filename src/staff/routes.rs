@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{self, SESSION_COOKIE};
+use super::second_factor::{self, Enrolment};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::http::error::ErrorBody;
@@ -37,6 +38,10 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
 pub struct LoginIn {
     pub username: String,
     pub password: String,
+    /// The second factor: a 6-digit code from the authenticator app, or an unused recovery
+    /// code. Required once the user has enrolled one (answer 401 `totp_required` without it).
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,16 +51,45 @@ pub struct LoginOut {
     pub csrf_token: String,
     pub role: auth::Role,
     pub department: Option<String>,
+    /// The user's role requires a second factor they have not enrolled yet: this session can
+    /// only enrol one (`/api/v1/auth/2fa/start`, then `/confirm`).
+    pub enrolment_required: bool,
 }
 
-/// Checks a username and password (with the failure backoff) and opens a session.
-/// Shared by the API login and the console's login form.
+/// A successful login: the user, the session token, and whether the session is limited to
+/// enrolling a second factor.
+pub struct LoggedIn {
+    pub user: auth::StaffUser,
+    pub token: String,
+    pub enrolment_required: bool,
+}
+
+/// How the second factor is asked for when the password was right and no code came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum CodeStep {
+    /// Answer 401 `totp_required` (the API: the client sends everything again with the code).
+    Refuse,
+    /// Hold the login for a few minutes under a pending token (the console's second step).
+    Hold,
+}
+
+/// The password was right; the code is still to come (console). The token names the
+/// pending login and opens nothing else.
+pub struct Pending(pub String);
+
+pub const PENDING_TTL_MS: i64 = 5 * 60 * 1000;
+
+/// Checks a username, password and, when the user has one, second factor (with the failure
+/// backoff: wrong codes count as wrong passwords) and opens a session. Shared by the API
+/// login and the console's login form.
 pub async fn authenticate(
     state: &AppState,
     ClientAddr(client): ClientAddr,
     username: &str,
     password: String,
-) -> ApiResult<(auth::StaffUser, String)> {
+    code: Option<&str>,
+    step: CodeStep,
+) -> ApiResult<Result<LoggedIn, Pending>> {
     let username = username.trim();
     if let Some(secs) = LOGIN.retry_after(&state.store, client, username).await? {
         return Err(ApiError::too_many_requests(secs));
@@ -80,9 +114,85 @@ pub async fn authenticate(
             ));
         }
     };
+    let enrolment = second_factor::enrolment(&state.store, user.id).await?;
+    let mut enrolment_required = false;
+    if enrolment == Enrolment::Confirmed {
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            if step == CodeStep::Hold {
+                let token =
+                    auth::create_pending_login(&state.store, user.id, PENDING_TTL_MS).await?;
+                return Ok(Err(Pending(token)));
+            }
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "totp_required",
+                "ingrese el código de verificación de su aplicación autenticadora",
+            )
+            .with_field("code"));
+        };
+        check_code(state, client, username, user.id, code).await?;
+    } else if state.config.requires_2fa(user.role) {
+        enrolment_required = true;
+    }
     LOGIN.succeeded(&state.store, client, username).await?;
+    let token =
+        auth::create_session_for(&state.store, user.id, SESSION_TTL_MS, enrolment_required).await?;
+    Ok(Ok(LoggedIn {
+        user,
+        token,
+        enrolment_required,
+    }))
+}
+
+/// Checks a second-factor code; a wrong one counts as a failed login for the client and
+/// username (the same throttle as passwords).
+async fn check_code(
+    state: &AppState,
+    client: std::net::IpAddr,
+    username: &str,
+    user_id: i64,
+    code: &str,
+) -> ApiResult<()> {
+    if second_factor::verify(&state.store, user_id, code).await? {
+        return Ok(());
+    }
+    LOGIN.failed(&state.store, client, username).await?;
+    Err(ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "totp_invalid",
+        "el código de verificación no es válido o ya fue usado",
+    )
+    .with_field("code"))
+}
+
+/// The console's second step: the code for a pending login. `Ok(None)` when the pending
+/// login is unknown or expired (start again).
+pub async fn complete_login(
+    state: &AppState,
+    ClientAddr(client): ClientAddr,
+    pending: &str,
+    code: &str,
+) -> ApiResult<Option<LoggedIn>> {
+    let Some(user) = auth::pending_login_user(&state.store, pending).await? else {
+        return Ok(None);
+    };
+    if let Some(secs) = LOGIN
+        .retry_after(&state.store, client, &user.username)
+        .await?
+    {
+        return Err(ApiError::too_many_requests(secs));
+    }
+    check_code(state, client, &user.username, user.id, code).await?;
+    LOGIN
+        .succeeded(&state.store, client, &user.username)
+        .await?;
+    auth::end_session(&state.store, pending).await?;
     let token = auth::create_session(&state.store, user.id, SESSION_TTL_MS).await?;
-    Ok((user, token))
+    Ok(Some(LoggedIn {
+        user,
+        token,
+        enrolment_required: false,
+    }))
 }
 
 /// The `Set-Cookie` value for a session (HttpOnly, SameSite=Strict), or one that removes it.
@@ -113,7 +223,20 @@ pub async fn login(
     client: ClientAddr,
     ApiJson(input): ApiJson<LoginIn>,
 ) -> ApiResult<impl IntoResponse> {
-    let (user, token) = authenticate(&state, client, &input.username, input.password).await?;
+    let LoggedIn {
+        user,
+        token,
+        enrolment_required,
+    } = authenticate(
+        &state,
+        client,
+        &input.username,
+        input.password,
+        input.code.as_deref(),
+        CodeStep::Refuse,
+    )
+    .await?
+    .map_err(|_| ApiError::internal("a pending login on the API"))?;
     Ok((
         AppendHeaders([(
             header::SET_COOKIE,
@@ -124,6 +247,7 @@ pub async fn login(
             token,
             role: user.role,
             department: user.department,
+            enrolment_required,
         }),
     ))
 }

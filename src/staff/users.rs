@@ -34,13 +34,16 @@ pub struct UserInfo {
     pub active: bool,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Where notices for this user go (administrators: support summaries).
+    pub email: Option<String>,
 }
 
 /// Staff users, or only the one named `username`.
 async fn users(store: &Store, username: Option<&str>) -> Result<Vec<UserInfo>, StoreError> {
-    let rows: Vec<(String, String, Option<String>, bool, i64)> = with_pool!(store, pool => {
+    type Row = (String, String, Option<String>, bool, i64, Option<String>);
+    let rows: Vec<Row> = with_pool!(store, pool => {
         sqlx::query_as(
-            "SELECT username, role, department_id, active, created_at FROM users \
+            "SELECT username, role, department_id, active, created_at, email FROM users \
              WHERE ($1 IS NULL OR username = $1) ORDER BY username",
         )
         .bind(username)
@@ -49,16 +52,29 @@ async fn users(store: &Store, username: Option<&str>) -> Result<Vec<UserInfo>, S
     });
     Ok(rows
         .into_iter()
-        .filter_map(|(username, role, department, active, created_at)| {
+        .filter_map(|(username, role, department, active, created_at, email)| {
             Some(UserInfo {
                 username,
                 role: Role::parse(&role)?,
                 department,
                 active,
                 created_at,
+                email,
             })
         })
         .collect())
+}
+
+/// Sets a user's e-mail address (the CLI's `user add --email`).
+pub async fn set_email(store: &Store, user_id: i64, email: &str) -> Result<(), StoreError> {
+    write_pool!(store, pool => {
+        sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+            .bind(email)
+            .bind(user_id)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
 }
 
 pub async fn list_users(store: &Store) -> Result<Vec<UserInfo>, StoreError> {
@@ -169,6 +185,27 @@ pub struct UserUpdate {
     #[serde(default)]
     #[schema(min_length = 10)]
     pub password: Option<String>,
+    /// An e-mail address (support summaries reach administrators there); empty clears it.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// An optional e-mail address as given: empty means none; otherwise it must look like one.
+pub fn check_email(email: &str) -> Result<Option<String>, ApiError> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c == ',');
+    if ok {
+        Ok(Some(email.to_string()))
+    } else {
+        Err(ApiError::invalid("email", "correo electrónico no válido"))
+    }
 }
 
 /// Staff users, without password hashes.
@@ -235,6 +272,10 @@ pub async fn update(
         None => None,
     };
     let active = change.active.unwrap_or(current.active);
+    let email = match &change.email {
+        Some(e) => check_email(e)?,
+        None => current.email.clone(),
+    };
     check_user(
         &username,
         role,
@@ -266,13 +307,14 @@ pub async fn update(
             let mut tx = pool.begin().await?;
             let (id,): (i64,) = sqlx::query_as(
                 "UPDATE users SET role = $1, department_id = $2, active = $3, \
-                 password_hash = COALESCE($4, password_hash) WHERE username = $5 RETURNING id",
+                 password_hash = COALESCE($4, password_hash), email = $6 WHERE username = $5 RETURNING id",
             )
             .bind(role.as_str())
             .bind(&department)
             .bind(active)
             .bind(&hashed)
             .bind(&username)
+            .bind(&email)
             .fetch_one(&mut *tx)
             .await?;
             if end_sessions {
@@ -297,5 +339,6 @@ pub async fn update(
         department,
         active,
         created_at: current.created_at,
+        email,
     }))
 }

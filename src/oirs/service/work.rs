@@ -28,7 +28,7 @@ impl Actor {
         match self.role {
             Role::Admin | Role::Coordinator => true,
             Role::Department => self.department.as_deref() == Some(case_department),
-            Role::Analyst => false,
+            Role::Analyst | Role::Support => false,
         }
     }
 }
