@@ -173,6 +173,7 @@ pub fn form_field(api_field: &str) -> &str {
         "address" => "direccion",
         "consent" => "consentimiento",
         "right" => "derecho",
+        "public_description" => "publicar",
         other => other,
     }
 }
@@ -225,6 +226,10 @@ pub fn case_from_form(values: &HashMap<String, String>) -> CaseIn {
         email: opt("correo"),
         phone: opt("telefono"),
         address: opt("direccion"),
+        // Unreadable numbers become NaN, which validation refuses naming the field.
+        lat: opt("lat").map(|s| s.replace(',', ".").parse().unwrap_or(f64::NAN)),
+        long: opt("long").map(|s| s.replace(',', ".").parse().unwrap_or(f64::NAN)),
+        public_description: values.contains_key("publicar"),
         chat_session_id: None,
         right: opt("derecho"),
         consent: values.contains_key("consentimiento"),
