@@ -5,6 +5,7 @@
 mod admin;
 mod analytics;
 mod cases;
+mod open311;
 mod privacy;
 mod review;
 mod subjects;
@@ -95,6 +96,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "subject.html",
         include_str!("../../templates/staff/subject.html"),
     ),
+    (
+        "open311.html",
+        include_str!("../../templates/staff/open311.html"),
+    ),
 ];
 
 fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -129,6 +134,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(subjects::router())
         .merge(review::router())
         .merge(templates::router())
+        .merge(open311::router())
 }
 
 async fn css(h: HeaderMap) -> Response {
