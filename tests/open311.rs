@@ -85,7 +85,10 @@ async fn file(app: &TestApp, key: &str, description: &str, publish: bool) -> Str
     assert_eq!(status, 201, "{body}");
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v[0]["account_id"], Value::Null);
-    assert!(v[0]["service_notice"].as_str().expect("notice").contains("folio"));
+    assert!(v[0]["service_notice"]
+        .as_str()
+        .expect("notice")
+        .contains("folio"));
     v[0]["service_request_id"].as_str().expect("id").to_string()
 }
 
@@ -107,7 +110,10 @@ async fn services_in_both_formats(backend: Backend) {
     assert_eq!(light["group"], "Dirección de Aseo y Ornato");
     assert_eq!(light["metadata"], false);
     assert_eq!(light["type"], "realtime");
-    assert!(light["description"].as_str().expect("d").contains("Luminarias"));
+    assert!(light["description"]
+        .as_str()
+        .expect("d")
+        .contains("Luminarias"));
     // Only territorial topics: nothing about payments or personal data.
     let codes: Vec<&str> = services
         .as_array()
@@ -158,21 +164,35 @@ async fn filing_needs_a_live_key(backend: Backend) {
     let admin = app.login_as("admin1", "admin", None).await;
 
     // No key, a made-up key: 403 in GeoReport's error form, nothing filed.
-    let mut form = report("", "Luminaria apagada hace una semana en la avenida.", false);
+    let mut form = report(
+        "",
+        "Luminaria apagada hace una semana en la avenida.",
+        false,
+    );
     form.retain(|(k, _)| *k != "api_key");
     let (status, body) = post_form(&app, "requests.json", &form).await;
     assert_eq!(status, 403, "{body}");
     let err: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(err[0]["code"], 403);
-    assert!(err[0]["description"].as_str().expect("d").contains("api_key"));
+    assert!(err[0]["description"]
+        .as_str()
+        .expect("d")
+        .contains("api_key"));
     let (status, xml) = post_form(
         &app,
         "requests.xml",
-        &report("o311_inventada", "Luminaria apagada hace una semana.", false),
+        &report(
+            "o311_inventada",
+            "Luminaria apagada hace una semana.",
+            false,
+        ),
     )
     .await;
     assert_eq!(status, 403);
-    assert!(xml.contains("<errors><error><code>403</code><description>"), "{xml}");
+    assert!(
+        xml.contains("<errors><error><code>403</code><description>"),
+        "{xml}"
+    );
 
     // Department staff may not issue keys.
     let dom = app.login_as("dom1", "department", Some("dom")).await;
@@ -241,7 +261,10 @@ async fn filing_needs_a_live_key(backend: Backend) {
         .await
         .expect("request");
     let listed = r.text().await.expect("body");
-    assert!(listed.contains("App Vecinos Tomé") && !listed.contains(&key), "{listed}");
+    assert!(
+        listed.contains("App Vecinos Tomé") && !listed.contains(&key),
+        "{listed}"
+    );
     let r = app
         .client
         .delete(app.url(&format!("/api/v1/admin/open311/keys/{key_id}")))
@@ -326,7 +349,10 @@ async fn listings_filter_and_never_carry_personal_data(backend: Backend) {
     for folio in [&private, &public, &web] {
         assert!(ids.contains(&folio.as_str()), "{folio} listed: {ids:?}");
     }
-    assert!(!ids.contains(&payments.as_str()), "payments are not territorial");
+    assert!(
+        !ids.contains(&payments.as_str()),
+        "payments are not territorial"
+    );
     assert!(other["folio"].is_string());
 
     let find = |folio: &str| {
@@ -353,7 +379,10 @@ async fn listings_filter_and_never_carry_personal_data(backend: Backend) {
             && (requested.ends_with("-03:00") || requested.ends_with("-04:00")),
         "{requested}"
     );
-    assert!(p["expected_datetime"].as_str().expect("expected").contains("T23:59:59"));
+    assert!(p["expected_datetime"]
+        .as_str()
+        .expect("expected")
+        .contains("T23:59:59"));
     assert_eq!(find(&private)["description"], Value::Null, "not published");
     let w = find(&web);
     assert_eq!(w["status"], "closed");
@@ -373,8 +402,18 @@ async fn listings_filter_and_never_carry_personal_data(backend: Backend) {
     }
     for body in &raw {
         for secret in [
-            "Rosa", "Quintana", "rosa.quintana", "8765", "Tomás", "Riquelme", "12345678",
-            "12.345.678", "tomas@", "987654321", "celular", "Bache profundo",
+            "Rosa",
+            "Quintana",
+            "rosa.quintana",
+            "8765",
+            "Tomás",
+            "Riquelme",
+            "12345678",
+            "12.345.678",
+            "tomas@",
+            "987654321",
+            "celular",
+            "Bache profundo",
             "Reparamos",
         ] {
             assert!(!body.contains(secret), "{secret:?} leaked in {body}");
@@ -396,7 +435,11 @@ async fn listings_filter_and_never_carry_personal_data(backend: Backend) {
     assert!(only_streets.contains(&web) && !only_streets.contains(&public));
     let (_, v) = get_json(&app, "requests.json?status=closed").await;
     assert_eq!(ids_of(&v), vec![web.clone()]);
-    let (_, v) = get_json(&app, "requests.json?status=open&service_code=alumbrado_publico").await;
+    let (_, v) = get_json(
+        &app,
+        "requests.json?status=open&service_code=alumbrado_publico",
+    )
+    .await;
     let open = ids_of(&v);
     assert!(open.contains(&public) && open.contains(&private) && !open.contains(&web));
     let (_, v) = get_json(
@@ -405,7 +448,11 @@ async fn listings_filter_and_never_carry_personal_data(backend: Backend) {
     )
     .await;
     assert_eq!(v, json!([]), "nothing filed in 2020");
-    let (_, v) = get_json(&app, &format!("requests.json?service_request_id={public},{web}")).await;
+    let (_, v) = get_json(
+        &app,
+        &format!("requests.json?service_request_id={public},{web}"),
+    )
+    .await;
     let mut both = ids_of(&v);
     both.sort();
     let mut want = vec![public.clone(), web.clone()];
@@ -446,7 +493,10 @@ async fn bad_input_gets_georeport_errors(backend: Backend) {
         (with(&[("lat", "abc")], &[]), "lat"),
         (with(&[], &["long"]), "long"),
         (with(&[], &["service_code"]), "service_code"),
-        (with(&[("service_code", "pagos_online")], &[]), "service_code"),
+        (
+            with(&[("service_code", "pagos_online")], &[]),
+            "service_code",
+        ),
         (with(&[], &["lat", "long", "address_string"]), "lat y long"),
         (with(&[("email", "no-es-correo")], &[]), "email"),
         (with(&[("description", "corto")], &[]), "description"),
@@ -460,11 +510,17 @@ async fn bad_input_gets_georeport_errors(backend: Backend) {
     }
     let (status, xml) = post_form(&app, "requests.xml", &with(&[("lat", "abc")], &[])).await;
     assert_eq!(status, 400);
-    assert!(xml.contains("<errors><error><code>400</code><description>lat: "), "{xml}");
+    assert!(
+        xml.contains("<errors><error><code>400</code><description>lat: "),
+        "{xml}"
+    );
 
     let (status, err) = get_json(&app, "requests.json?status=pending").await;
     assert_eq!(status, 400);
-    assert!(err[0]["description"].as_str().expect("d").contains("status"));
+    assert!(err[0]["description"]
+        .as_str()
+        .expect("d")
+        .contains("status"));
     let (status, _, xml) = get_raw(&app, "requests.xml?start_date=ayer").await;
     assert_eq!(status, 400);
     assert!(xml.contains("<code>400</code>"), "{xml}");
@@ -475,7 +531,15 @@ async fn bad_input_gets_georeport_errors(backend: Backend) {
     assert_eq!(status, 405, "{body}");
     // The body limit applies (64 KiB by default).
     let big = "x".repeat(70 * 1024);
-    let (status, _) = post_form(&app, "requests.json", &with(&[("description", "a")], &[]).into_iter().chain([("media_url", big.as_str())]).collect::<Vec<_>>()).await;
+    let (status, _) = post_form(
+        &app,
+        "requests.json",
+        &with(&[("description", "a")], &[])
+            .into_iter()
+            .chain([("media_url", big.as_str())])
+            .collect::<Vec<_>>(),
+    )
+    .await;
     assert_eq!(status, 413);
 }
 on_both_backends!(bad_input_gets_georeport_errors);
@@ -496,7 +560,10 @@ async fn api_filings_carry_a_checked_location(backend: Backend) {
     assert_eq!(r.status(), 422, "Paris is not in Chile");
     let err: Value = r.json().await.expect("json");
     assert_eq!(err["error"]["field"], "lat");
-    assert!(err["error"]["message"].as_str().expect("m").contains("fuera"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .expect("m")
+        .contains("fuera"));
     body["lat"] = json!(-36.62);
     body["long"] = json!(-72.95);
     body["public_description"] = json!(true);

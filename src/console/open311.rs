@@ -99,6 +99,6 @@ async fn revoke(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     c.verify(&form)?;
-    keys::revoke_key(State(state.clone()), c.user.clone(), ApiPath(id)).await?;
+    let _revoked = keys::revoke_key(State(state.clone()), c.user.clone(), ApiPath(id)).await?;
     Ok(see_other("/staff/admin/open311", "revocada"))
 }

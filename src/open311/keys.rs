@@ -105,19 +105,25 @@ pub async fn list(store: &Store) -> Result<Vec<ApiKeyInfo>, StoreError> {
     });
     Ok(rows
         .into_iter()
-        .map(|(id, name, created_at, created_by, revoked_at)| ApiKeyInfo {
-            id,
-            name,
-            created_at: crate::oirs::service::millis(created_at),
-            created_by,
-            revoked_at: revoked_at.map(crate::oirs::service::millis),
-        })
+        .map(
+            |(id, name, created_at, created_by, revoked_at)| ApiKeyInfo {
+                id,
+                name,
+                created_at: crate::oirs::service::millis(created_at),
+                created_by,
+                revoked_at: revoked_at.map(crate::oirs::service::millis),
+            },
+        )
         .collect())
 }
 
 /// Revokes a key at once, with its audit row; `None` when there is no such key. Revoking twice
 /// keeps the first time.
-pub async fn revoke(store: &Store, id: i64, by: &Issuer<'_>) -> Result<Option<ApiKeyInfo>, StoreError> {
+pub async fn revoke(
+    store: &Store,
+    id: i64,
+    by: &Issuer<'_>,
+) -> Result<Option<ApiKeyInfo>, StoreError> {
     let now = now_millis();
     write_pool!(store, pool => {
         let mut tx = pool.begin().await?;

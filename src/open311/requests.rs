@@ -174,12 +174,25 @@ async fn public_requests(state: &AppState, filter: &Filter) -> Result<Vec<Public
 
 /// A W3C date-time with the local offset (`2026-12-01T09:30:00-03:00`).
 fn w3c(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false)
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 fn public_record(state: &AppState, labels: &Labels, row: PublicRow) -> Record {
-    let (folio, topic, status, department, description, publish, address, lat, long, received, updated, due) =
-        row;
+    let (
+        folio,
+        topic,
+        status,
+        department,
+        description,
+        publish,
+        address,
+        lat,
+        long,
+        received,
+        updated,
+        due,
+    ) = row;
     let tz = state.tz;
     let status = status.parse::<Status>().unwrap_or(Status::Recibido);
     // The due date's last instant, local time.
@@ -359,28 +372,27 @@ pub async fn create(state: &AppState, format: Format, body: &[u8]) -> Open311Res
         ));
     }
     let input = case_input(&p, &service);
-    let mut case =
-        crate::oirs::routes::validate(&input, state, Channel::Open311, Utc::now())
-            .await
-            .map_err(|e| {
-                let described: Vec<String> = if e.fields.is_empty() {
-                    vec![match &e.field {
-                        Some(f) => format!("{}: {}", param_of(f), e.message),
-                        None => e.message.clone(),
-                    }]
-                } else {
-                    e.fields
-                        .iter()
-                        .map(|f| format!("{}: {}", param_of(&f.field), f.message))
-                        .collect()
-                };
-                let status = if e.status.is_client_error() {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    e.status
-                };
-                Open311Error::new(status, format, described.join(" "))
-            })?;
+    let mut case = crate::oirs::routes::validate(&input, state, Channel::Open311, Utc::now())
+        .await
+        .map_err(|e| {
+            let described: Vec<String> = if e.fields.is_empty() {
+                vec![match &e.field {
+                    Some(f) => format!("{}: {}", param_of(f), e.message),
+                    None => e.message.clone(),
+                }]
+            } else {
+                e.fields
+                    .iter()
+                    .map(|f| format!("{}: {}", param_of(&f.field), f.message))
+                    .collect()
+            };
+            let status = if e.status.is_client_error() {
+                StatusCode::BAD_REQUEST
+            } else {
+                e.status
+            };
+            Open311Error::new(status, format, described.join(" "))
+        })?;
     case.open311_key = Some(holder);
     let (_, filed) = crate::oirs::routes::file_and_answer(state, case, None)
         .await
@@ -436,7 +448,9 @@ mod tests {
         assert_eq!(f.start.to_rfc3339(), "2026-11-01T03:00:00+00:00");
         assert_eq!(f.end, now(), "at most now");
         assert_eq!(
-            Filter::parse("status=open,closed", tz, now()).expect("both").open,
+            Filter::parse("status=open,closed", tz, now())
+                .expect("both")
+                .open,
             None
         );
         let f = Filter::parse("service_request_id=oirs-2026-000001,x", tz, now()).expect("ids");
@@ -483,7 +497,10 @@ mod tests {
         assert_eq!(c.name, "Ana Pérez");
         assert_eq!((c.lat, c.long), (Some(-36.6), Some(-72.9)));
         assert!(c.public_description && c.consent);
-        assert_eq!((c.case_type.as_str(), c.topic.as_str()), ("reclamo", "alumbrado_publico"));
+        assert_eq!(
+            (c.case_type.as_str(), c.topic.as_str()),
+            ("reclamo", "alumbrado_publico")
+        );
         let c = case_input(&HashMap::new(), &s);
         assert_eq!(c.name, "Sin nombre");
         assert!(!c.public_description);

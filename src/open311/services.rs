@@ -93,10 +93,7 @@ pub async fn list(state: &AppState, format: render::Format) -> Open311Result {
     let err = |e| Open311Error::store(format, e);
     let services = active(state).await.map_err(err)?;
     let labels = Labels::load(&state.store).await.map_err(err)?;
-    let records: Vec<Record> = services
-        .iter()
-        .map(|s| record(state, &labels, s))
-        .collect();
+    let records: Vec<Record> = services.iter().map(|s| record(state, &labels, s)).collect();
     Ok(render::answer(
         StatusCode::OK,
         format,
