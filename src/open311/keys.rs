@@ -179,14 +179,15 @@ pub async fn list_keys(
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIn {
-    /// Who will use the key (the app or organisation): 1 to 100 characters.
-    #[schema(max_length = 100)]
+    /// Who will use the key (the app or organisation): 1 to 100 characters once trimmed, no
+    /// control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
 /// Issues a key for an app to file GeoReport requests with. The answer is the only time the
 /// key is shown.
-#[utoipa::path(post, path = "/api/v1/admin/open311/keys", tag = "admin", request_body = KeyIn,
+#[utoipa::path(post, path = "/api/v1/admin/open311/keys", tag = "admin", request_body = KeyIn, operation_id = "issue_open311_key",
     security(("bearer" = [])),
     responses((status = 201, body = IssuedKey), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
