@@ -42,11 +42,14 @@ async fn main() -> anyhow::Result<()> {
         email: None,
         phone: None,
         address: None,
+        location: None,
+        public_description: false,
         chat_session_id: None,
         data_right: None,
         channel: Channel::Web,
         received_at: Utc::now(),
         created_by: None,
+        open311_key: None,
     };
     let t = Instant::now();
     for _ in 0..100 {

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Open311 GeoReport v2: the keys apps file reports with.
+    Open311 {
+        #[command(subcommand)]
+        command: Open311Command,
+    },
     /// Print the effective configuration (secrets redacted) and exit non-zero if invalid.
     CheckConfig,
     /// Validate or evaluate the intent catalog.
@@ -80,6 +85,32 @@ enum Command {
 enum AnalyticsCommand {
     /// Import historical button clicks from CSV (timestamp, button, sub-option).
     Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum Open311Command {
+    /// Manage the keys apps file reports with.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Issue a key for an app; prints it once (only its digest is kept).
+    Add {
+        /// Who will use it (the app or organisation).
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
+    /// List the keys (never the keys themselves).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -360,6 +391,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+        Command::Open311 {
+            command: Open311Command::Key { command },
+        } => open311_key(command, &config).await,
         Command::Report { month, format, out } => {
             if !["html", "csv", "json"].contains(&format.as_str()) {
                 eprintln!("--format must be html, csv or json");
@@ -624,4 +658,55 @@ async fn overlay_of(url: &str) -> anyhow::Result<crate::chat::overlay::Overlay> 
     let ov = crate::chat::overlay::load(&store).await?;
     store.close().await;
     Ok(ov)
+}
+
+async fn open311_key(command: KeyCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    use crate::open311::keys;
+    let by = keys::Issuer {
+        user_id: None,
+        username: "cli",
+    };
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    match command {
+        KeyCommand::Add { name } => {
+            let name = match keys::parse_name(&name) {
+                Ok(n) => n,
+                Err(message) => {
+                    eprintln!("--name: {message}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let issued = keys::issue(&store, &name, &by).await?;
+            println!(
+                "key {} issued for {}; give it to the app (it is not shown again):",
+                issued.info.id, issued.info.name
+            );
+            println!("{}", issued.api_key);
+        }
+        KeyCommand::Revoke { id } => match keys::revoke(&store, id, &by).await? {
+            Some(k) => println!("key {} ({}) revoked", k.id, k.name),
+            None => {
+                eprintln!("there is no key {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        KeyCommand::List => {
+            for k in keys::list(&store).await? {
+                let state = match k.revoked_at {
+                    Some(t) => format!("revoked {}", t.to_rfc3339()),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{}\t{}\tissued {} by {}\t{state}",
+                    k.id,
+                    k.name,
+                    k.created_at.to_rfc3339(),
+                    k.created_by
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -312,6 +312,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Staff roles that must log in with a second factor (TOTP); empty turns it off.
     pub require_2fa: Vec<String>,
+    /// Where case locations may lie (`lat`/`long` outside are refused): Chile by default.
+    pub geo_bounds: crate::oirs::location::GeoBounds,
 }
 
 impl Default for Config {
@@ -338,6 +340,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             privacy: PrivacyConfig::default(),
             require_2fa: vec!["admin".into(), "support".into()],
+            geo_bounds: crate::oirs::location::GeoBounds::CHILE,
         }
     }
 }
@@ -563,6 +566,13 @@ impl Config {
         if let Some(v) = env("VENTANILLA_PRIVACY_CONTACT_EMAIL") {
             self.privacy.contact_email = v;
         }
+        if let Some(v) = env("VENTANILLA_GEO_BOUNDS") {
+            self.geo_bounds = crate::oirs::location::GeoBounds::parse(&v).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "VENTANILLA_GEO_BOUNDS: {v:?} is not south,west,north,east in degrees"
+                ))
+            })?;
+        }
         if let Some(v) = env("VENTANILLA_SIGNAL_POLL_MS") {
             self.signal_poll_ms = parse("VENTANILLA_SIGNAL_POLL_MS", &v)?;
         }
@@ -609,6 +619,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "rate_limit: per_second and burst must be positive (or disable it)".into(),
+            ));
+        }
+        if !self.geo_bounds.is_valid() {
+            return Err(ConfigError::Invalid(
+                "geo_bounds: south < north and west < east, in degrees".into(),
             ));
         }
         if self.retention.case_personal_data_days < 1 {
@@ -866,6 +881,7 @@ mod tests {
             "datos@muni.example",
             &[],
         ),
+        ("VENTANILLA_GEO_BOUNDS", "-37.0,-73.2,-36.4,-72.6", &[]),
     ];
 
     /// The settings as dotted paths to their (printed) values: `outbox.poll_ms` → 1000.

@@ -7,6 +7,7 @@
 //! - [`staff`]: authentication, the staff case API and administration.
 //! - [`web`]: resident pages (/, /oirs, /seguimiento) and the chat widget's files.
 //! - [`review`]: the catalog review (teaching the assistant from what residents asked).
+//! - [`open311`]: Open311 GeoReport v2 for civic-reporting apps (territorial reports).
 //! - [`console`]: the staff console at /staff (server-rendered, over the staff APIs).
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
@@ -19,6 +20,7 @@ pub mod console;
 pub mod demo;
 pub mod http;
 pub mod oirs;
+pub mod open311;
 pub mod outbox;
 pub mod review;
 pub mod staff;

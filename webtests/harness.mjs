@@ -62,6 +62,12 @@ export async function startServer(extraEnv = {}) {
       const r = spawnSync(BIN, args, { cwd: dir, env: env(dir, extraEnv), input: password + "\n" });
       if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
     },
+    /** Runs a command of the binary on this server's database, as an operator would. */
+    cli(args, input = "") {
+      const r = spawnSync(BIN, args, { cwd: dir, env: env(dir, extraEnv), input });
+      if (r.status !== 0) throw new Error(`${args.join(" ")} failed: ${r.stderr}`);
+      return r.stdout.toString();
+    },
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));

@@ -410,6 +410,37 @@
   }
 
   // Shows every error at once, each beside its field, and puts the focus on the first.
+  // The place a case is about, from the device's location: optional, shown once captured,
+  // and clearable. Hidden where the browser has no geolocation.
+  function locationField(form) {
+    const status = h("p", { class: "hint", id: id("loc-status"), role: "status", text: "Sin ubicación en el mapa." });
+    const use = h("button", { type: "button", class: "ghost", "aria-describedby": status.id }, "Usar mi ubicación");
+    const clear = h("button", { type: "button", class: "ghost", hidden: true }, "Quitar la ubicación");
+    const err = h("p", { class: "error", id: id("loc-err"), hidden: true });
+    form.point = null;
+    use.addEventListener("click", () => {
+      status.textContent = "Buscando la ubicación…";
+      navigator.geolocation.getCurrentPosition((p) => {
+        form.point = { lat: Number(p.coords.latitude.toFixed(6)), long: Number(p.coords.longitude.toFixed(6)) };
+        status.textContent = `Ubicación indicada: ${form.point.lat}, ${form.point.long}.`;
+        clear.hidden = false;
+      }, () => { status.textContent = "No se pudo obtener la ubicación; se puede escribir la dirección."; },
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
+    });
+    clear.addEventListener("click", () => {
+      form.point = null;
+      status.textContent = "Sin ubicación en el mapa.";
+      clear.hidden = true;
+      use.focus();
+    });
+    const wrap = h("div", { class: "field" }, h("p", { class: "label", text: "Punto en el mapa (opcional)" }), status, h("div", { class: "actions" }, use, clear), err);
+    wrap.hidden = !navigator.geolocation;
+    form.append(wrap);
+    form.fields = form.fields || {};
+    form.fields.lat = { control: use, err };
+    form.fields.long = { control: use, err };
+  }
+
   function setErrors(form, errors) {
     for (const f of Object.values(form.fields)) {
       f.err.hidden = true;
@@ -485,11 +516,18 @@
       showRights();
       field(form, "description", T.describe, h("textarea", { rows: "4", maxlength: "5000", required: true }), "Qué pasó, dónde y cuándo (al menos 10 caracteres).");
       field(form, "address", "Dirección (opcional)", h("input", { type: "text", autocomplete: "street-address" }), "Si el caso es sobre un lugar: calle, número y sector.");
+      locationField(form);
       field(form, "name", T.name, h("input", { type: "text", autocomplete: "name", required: true }));
       field(form, "email", "Correo electrónico (opcional)", h("input", { type: "email", autocomplete: "email" }), T.emailHint);
       field(form, "phone", "Teléfono (opcional)", h("input", { type: "tel", autocomplete: "tel" }), "Ejemplo: +56 9 1234 5678.");
       field(form, "rut", "RUT (opcional, salvo datos personales)", h("input", { type: "text" }), "Ejemplo: 12.345.678-5. " + T.rutHint);
       field(form, "files", "Fotos o documentos (opcional)", h("input", { type: "file", multiple: true, accept: "image/jpeg,image/png,application/pdf,.jpg,.jpeg,.png,.pdf" }), "Hasta 5 fotos (JPEG o PNG) o PDF, de hasta 5 MB cada uno. A las fotos les quitamos los datos ocultos, como la ubicación.");
+      const publish = h("input", { type: "checkbox", value: "si" });
+      publish.id = id("publish");
+      const perr = h("p", { class: "error", id: publish.id + "-err", hidden: true });
+      form.append(h("div", { class: "field check" }, publish, h("label", { for: publish.id, text: "Publicar la descripción en el listado público de reportes (opcional)." })),
+        h("p", { class: "hint", text: "Los casos sobre el espacio público se listan con su tema, dirección, punto en el mapa y estado; la descripción, solo si se marca esta casilla. Nunca se publican el nombre, el RUT, el correo ni el teléfono." }), perr);
+      form.fields.public_description = { control: publish, err: perr };
       const consent = h("input", { type: "checkbox", value: "si", required: true });
       const cid = id("consent");
       consent.id = cid;
@@ -510,6 +548,8 @@
     };
     for (const n of ["email", "phone", "rut", "address"]) if (v(n)) body[n] = v(n);
     if (body.type === "datos_personales" && v("right")) body.right = v("right");
+    if (form.point) { body.lat = form.point.lat; body.long = form.point.long; }
+    if (form.fields.public_description.control.checked) body.public_description = true;
     if (state.sid) body.chat_session_id = state.sid;
     // Check what the browser can before asking the service, and say everything at once.
     const errors = [];

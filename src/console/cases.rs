@@ -404,6 +404,9 @@ async fn show(
             may_close_duplicate => may_close_duplicate,
             confirm => confirm,
             topic_label => engine.catalog.topic_label(&case.topic),
+            location => crate::oirs::location::Location::stored(case.lat, case.long).map(|l| context! {
+                lat => format!("{:.6}", l.lat()), long => format!("{:.6}", l.long()), osm => l.osm_url(),
+            }),
             department_name => department_name,
             status_label => case.status.label(),
             received => local_time(state, case.received_at),
@@ -530,7 +533,7 @@ async fn new_view(
     // Staff register what came by other channels than the web form and the chat.
     let channels: Vec<_> = Channel::ALL
         .into_iter()
-        .filter(|c| !matches!(c, Channel::Web | Channel::Chat))
+        .filter(|c| !c.is_self_service())
         .map(|c| context! { id => c.as_str(), label => c.label() })
         .collect();
     let mut values = values;

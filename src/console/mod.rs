@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod analytics;
 mod cases;
+mod open311;
 mod privacy;
 mod review;
 mod subjects;
@@ -110,6 +111,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "support_grant.html",
         include_str!("../../templates/staff/support_grant.html"),
     ),
+    (
+        "open311.html",
+        include_str!("../../templates/staff/open311.html"),
+    ),
 ];
 
 fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -145,6 +150,7 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
         .merge(review::router())
         .merge(templates::router())
         .merge(access::router())
+        .merge(open311::router())
 }
 
 async fn css(h: HeaderMap) -> Response {

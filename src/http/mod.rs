@@ -83,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::staff::access::router())
         .merge(crate::analytics::routes::router())
         .merge(crate::review::routes::router())
+        .merge(crate::open311::router(&*limit))
+        .merge(crate::open311::keys::router())
         .merge(crate::web::router(&*limit))
         .merge(crate::console::router(&*limit))
         .fallback(|| async { ApiError::not_found("route").into_response() })

@@ -137,6 +137,9 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::staff::templates::create,
         crate::staff::templates::replace,
         crate::staff::templates::delete,
+        crate::open311::keys::list_keys,
+        crate::open311::keys::issue_key,
+        crate::open311::keys::revoke_key,
         crate::staff::cases::list,
         crate::staff::cases::detail,
         crate::staff::cases::register,
@@ -230,6 +233,7 @@ async fn live_values(state: &AppState) -> Result<contract::Live, crate::store::S
         crate::staff::access::GrantCreated, crate::staff::support::Grant,
         crate::staff::support::GrantAction, crate::staff::support::Summary,
         crate::staff::support::Scope,
+        crate::open311::keys::ApiKeyInfo, crate::open311::keys::IssuedKey, crate::open311::keys::KeyIn,
     )),
     tags((name = "operations"), (name = "chat"), (name = "admin"), (name = "staff"), (name = "oirs"), (name = "analytics"))
 )]

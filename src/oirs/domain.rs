@@ -255,17 +255,26 @@ pub enum Channel {
     OficinaPartes,
     Email,
     Telefono,
+    /// Filed by an app through Open311 GeoReport v2, with a key an administrator issued.
+    Open311,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 6] = [
+    pub const ALL: [Channel; 7] = [
         Channel::Web,
         Channel::Chat,
         Channel::Presencial,
         Channel::OficinaPartes,
         Channel::Email,
         Channel::Telefono,
+        Channel::Open311,
     ];
+
+    /// Whether residents (or their apps) file through it themselves, as opposed to staff
+    /// registering what arrived another way.
+    pub fn is_self_service(self) -> bool {
+        matches!(self, Channel::Web | Channel::Chat | Channel::Open311)
+    }
 
     /// How the case arrived, as people read it.
     pub fn label(self) -> &'static str {
@@ -276,6 +285,7 @@ impl Channel {
             Channel::OficinaPartes => "Oficina de Partes (carta o documento)",
             Channel::Email => "Correo electrónico",
             Channel::Telefono => "Teléfono",
+            Channel::Open311 => "Aplicación externa (Open311)",
         }
     }
 
@@ -291,6 +301,7 @@ impl Channel {
             Channel::OficinaPartes => "oficina_partes",
             Channel::Email => "email",
             Channel::Telefono => "telefono",
+            Channel::Open311 => "open311",
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod attachments;
 pub mod calendar;
 pub mod domain;
+pub mod location;
 pub mod routes;
 pub mod rut;
 pub mod satisfaction;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::domain::{Channel, DataRight, Email, Folio, Phone, Status};
+use super::location::Location;
 use super::service::{self, CaseType, Filed, NewCase, OirsError};
 use super::Rut;
 use crate::analytics::{Interaction, InteractionKind};
@@ -137,6 +138,19 @@ pub struct CaseIn {
     #[serde(default)]
     #[schema(max_length = 300)]
     pub address: Option<String>,
+    /// Latitude of the place the case is about (WGS 84 degrees, with `long`); it must lie in
+    /// the area the municipality serves (Chile unless configured).
+    #[serde(default)]
+    #[schema(minimum = -90, maximum = 90)]
+    pub lat: Option<f64>,
+    /// Longitude of the place (WGS 84 degrees, with `lat`).
+    #[serde(default)]
+    #[schema(minimum = -180, maximum = 180)]
+    pub long: Option<f64>,
+    /// The resident agrees to publish the description in the public Open311 listing (their
+    /// name and contact data are never published). Off unless chosen.
+    #[serde(default)]
+    pub public_description: bool,
     #[serde(default)]
     pub chat_session_id: Option<String>,
     /// For `datos_personales`: the right exercised (acceso, rectificacion, supresion,
@@ -249,6 +263,13 @@ pub async fn validate(
             "La dirección es demasiado larga (300 caracteres como máximo).".into(),
         );
     }
+    let location = match Location::parse(input.lat, input.long, &state.config.geo_bounds) {
+        Ok(l) => l,
+        Err(e) => {
+            fail(e.field, e.message);
+            None
+        }
+    };
     let chat_session_id = match opt(&input.chat_session_id).map(uuid::Uuid::parse_str) {
         Some(Ok(u)) => Some(u.to_string()),
         Some(Err(_)) => {
@@ -309,11 +330,14 @@ pub async fn validate(
         email,
         phone,
         address,
+        location,
+        public_description: input.public_description,
         chat_session_id,
         data_right,
         channel,
         received_at,
         created_by: None,
+        open311_key: None,
     })
 }
 

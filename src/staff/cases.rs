@@ -238,10 +238,10 @@ pub async fn register(
             "la fecha de recepción tiene más de un año",
         ));
     }
-    if matches!(input.channel, Channel::Web | Channel::Chat) {
+    if input.channel.is_self_service() {
         return Err(ApiError::invalid(
             "channel",
-            "web and chat cases are filed by residents",
+            "web, chat and Open311 cases are filed by residents",
         ));
     }
     let idem = idempotency(&headers, &input)?;

@@ -32,6 +32,7 @@ pub const REGISTER: &str = include_str!("../../templates/_registro.html");
 const SITE_CSS: &str = include_str!("../../widget/site.css");
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
 const WIDGET_CSS: &str = include_str!("../../widget/widget.css");
+const OIRS_JS: &str = include_str!("../../widget/oirs.js");
 /// Where the served widget carries the municipality's contact data.
 const PROFILE_SLOT: &str =
     "/*PROFILE*/ { municipio: \"\", telefono: \"\", correo: \"\", trato: \"usted\" }";
@@ -47,6 +48,10 @@ pub fn router(limit: PublicLimit) -> Router<AppState> {
             get(|h: HeaderMap| async move { asset(&h, "text/css", WIDGET_CSS) }),
         )
         .route("/widget.js", get(widget_js))
+        .route(
+            "/oirs.js",
+            get(|h: HeaderMap| async move { asset(&h, "text/javascript", OIRS_JS) }),
+        )
         .layer(tower_http::compression::CompressionLayer::new());
     limit(
         Router::new()
@@ -173,6 +178,7 @@ pub fn form_field(api_field: &str) -> &str {
         "address" => "direccion",
         "consent" => "consentimiento",
         "right" => "derecho",
+        "public_description" => "publicar",
         other => other,
     }
 }
@@ -225,6 +231,10 @@ pub fn case_from_form(values: &HashMap<String, String>) -> CaseIn {
         email: opt("correo"),
         phone: opt("telefono"),
         address: opt("direccion"),
+        // Unreadable numbers become NaN, which validation refuses naming the field.
+        lat: opt("lat").map(|s| s.replace(',', ".").parse().unwrap_or(f64::NAN)),
+        long: opt("long").map(|s| s.replace(',', ".").parse().unwrap_or(f64::NAN)),
+        public_description: values.contains_key("publicar"),
         chat_session_id: None,
         right: opt("derecho"),
         consent: values.contains_key("consentimiento"),

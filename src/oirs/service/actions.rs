@@ -670,6 +670,9 @@ mod tests {
             data_right: None,
             version: 3,
             assignee: None,
+            lat: None,
+            long: None,
+            public_description: false,
         }
     }
 

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::*;
 use crate::oirs::calendar::{Clock, DiasHabiles};
 use crate::oirs::domain::{Channel, DataRight, Folio, Status};
+use crate::oirs::location::Location;
 use crate::store::{now_millis, Store, StoreError};
 use crate::{with_pool, write_pool};
 
@@ -24,12 +25,17 @@ pub struct NewCase {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub address: Option<String>,
+    pub location: Option<Location>,
+    /// The resident chose to publish the description in the public GeoReport listing.
+    pub public_description: bool,
     pub chat_session_id: Option<String>,
     /// For a data-rights request (`datos_personales`): the right exercised.
     pub data_right: Option<DataRight>,
     pub channel: Channel,
     pub received_at: DateTime<Utc>,
     pub created_by: Option<(i64, String)>,
+    /// The Open311 key (id, name) an app filed it with; the filing is audited under it.
+    pub open311_key: Option<(i64, String)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -141,8 +147,9 @@ pub async fn file_case(
             let (case_id,): (i64,) = sqlx::query_as(
                 "INSERT INTO cases (folio, tracking_hash, case_type, topic, department_id, status, channel, \
                  description, name, rut, email, phone, address, chat_session_id, received_at, due_date, \
-                 created_by, updated_at, clock, data_right) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20) RETURNING id",
+                 created_by, updated_at, clock, data_right, latitude, longitude, public_description) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING id",
             )
             .bind(&folio)
             .bind(tracking_hash(&folio, &code))
@@ -164,6 +171,9 @@ pub async fn file_case(
             .bind(now)
             .bind(ct.clock.as_str())
             .bind(c.data_right.map(DataRight::as_str))
+            .bind(c.location.map(|l| l.lat()))
+            .bind(c.location.map(|l| l.long()))
+            .bind(c.public_description)
             .fetch_one(&mut *tx)
             .await?;
             // Both first events in one statement: fewer round trips while holding the lock.
@@ -225,6 +235,12 @@ pub async fn file_case(
             if let Some((uid, uname)) = &c.created_by {
                 sqlx::query("INSERT INTO audit_log (at, user_id, username, action, folio, detail) VALUES ($1, $2, $3, 'registrar', $4, $5)")
                     .bind(now).bind(uid).bind(uname).bind(&folio).bind(format!("canal {}", c.channel.as_str()))
+                    .execute(&mut *tx).await?;
+            }
+            // Every GeoReport filing is attributed to the key it came with.
+            if let Some((key_id, key_name)) = &c.open311_key {
+                sqlx::query("INSERT INTO audit_log (at, user_id, username, action, folio, detail) VALUES ($1, NULL, $2, 'open311_registrar', $3, $4)")
+                    .bind(now).bind(format!("open311:{key_name}")).bind(&folio).bind(format!("clave {key_id}"))
                     .execute(&mut *tx).await?;
             }
             let filed = Filed {
@@ -400,6 +416,11 @@ pub struct CaseRecord {
     pub version: i64,
     /// The staff member (username) the case is assigned to within its department.
     pub assignee: Option<String>,
+    /// Where the problem is (WGS 84 degrees), when the resident said.
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    /// The resident chose to publish the description in the public GeoReport listing.
+    pub public_description: bool,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

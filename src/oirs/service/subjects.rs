@@ -375,7 +375,7 @@ async fn anonymize_cases(store: &Store, ids: &[i64]) -> Result<usize, StoreError
             .await?;
             let Some((folio, rut, email, name, session)) = row else { continue };
             sqlx::query(
-                "UPDATE cases SET name = '', rut = NULL, email = NULL, phone = NULL, address = NULL, \
+                "UPDATE cases SET name = '', rut = NULL, email = NULL, phone = NULL, address = NULL, latitude = NULL, longitude = NULL, \
                  description = '', answer = NULL, chat_session_id = NULL, anonymized_at = $1, version = version + 1 WHERE id = $2",
             )
             .bind(now).bind(id).execute(&mut *tx).await?;
