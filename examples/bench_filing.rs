@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         channel: Channel::Web,
         received_at: Utc::now(),
         created_by: None,
+        identity_verified: false,
     };
     let t = Instant::now();
     for _ in 0..100 {

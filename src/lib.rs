@@ -8,6 +8,7 @@
 //! - [`web`]: resident pages (/, /oirs, /seguimiento) and the chat widget's files.
 //! - [`review`]: the catalog review (teaching the assistant from what residents asked).
 //! - [`console`]: the staff console at /staff (server-rendered, over the staff APIs).
+//! - [`signin`]: sign-in with identity providers (staff single sign-on, ClaveÚnica).
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
 pub mod analytics;
@@ -21,6 +22,7 @@ pub mod http;
 pub mod oirs;
 pub mod outbox;
 pub mod review;
+pub mod signin;
 pub mod staff;
 pub mod store;
 pub mod web;

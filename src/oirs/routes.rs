@@ -314,6 +314,7 @@ pub async fn validate(
         channel,
         received_at,
         created_by: None,
+        identity_verified: false,
     })
 }
 

@@ -670,6 +670,7 @@ mod tests {
             data_right: None,
             version: 3,
             assignee: None,
+            identity_verified: false,
         }
     }
 

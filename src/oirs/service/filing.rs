@@ -30,6 +30,8 @@ pub struct NewCase {
     pub channel: Channel,
     pub received_at: DateTime<Utc>,
     pub created_by: Option<(i64, String)>,
+    /// Filed by a resident signed in with ClaveÚnica: the RUT is the State's, not typed.
+    pub identity_verified: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -141,8 +143,8 @@ pub async fn file_case(
             let (case_id,): (i64,) = sqlx::query_as(
                 "INSERT INTO cases (folio, tracking_hash, case_type, topic, department_id, status, channel, \
                  description, name, rut, email, phone, address, chat_session_id, received_at, due_date, \
-                 created_by, updated_at, clock, data_right) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20) RETURNING id",
+                 created_by, updated_at, clock, data_right, identity_verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 $15, $16, $17, $18, $19, $20, $21) RETURNING id",
             )
             .bind(&folio)
             .bind(tracking_hash(&folio, &code))
@@ -164,6 +166,7 @@ pub async fn file_case(
             .bind(now)
             .bind(ct.clock.as_str())
             .bind(c.data_right.map(DataRight::as_str))
+            .bind(c.identity_verified)
             .fetch_one(&mut *tx)
             .await?;
             // Both first events in one statement: fewer round trips while holding the lock.
@@ -400,6 +403,9 @@ pub struct CaseRecord {
     pub version: i64,
     /// The staff member (username) the case is assigned to within its department.
     pub assignee: Option<String>,
+    /// Filed by a resident signed in with ClaveÚnica (the RUT was not typed).
+    #[serde(default)]
+    pub identity_verified: bool,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

@@ -64,6 +64,7 @@ macro_rules! case_from_row {
             data_right: r.try_get(23)?,
             version: r.try_get(24)?,
             assignee: r.try_get(25)?,
+            identity_verified: r.try_get("identity_verified")?,
         }
     }};
 }
@@ -71,7 +72,8 @@ macro_rules! case_from_row {
 pub(crate) const CASE_COLUMNS: &str =
     "id, folio, tracking_hash, case_type, topic, department_id, status, channel, \
     description, name, rut, email, phone, address, received_at, due_date, paused_since, extended, \
-    alert_level, answer, answered_at, duplicate_of, clock, data_right, version, assignee";
+    alert_level, answer, answered_at, duplicate_of, clock, data_right, version, assignee, \
+    identity_verified";
 
 pub(crate) fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
