@@ -93,6 +93,7 @@ impl Agent {
             provider: p.issuer.clone(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
@@ -205,29 +206,39 @@ impl Agent {
             303,
             "{start} sends the browser to the provider"
         );
-        let (status, page) = self
-            .follow(resp, start.to_string(), callback)
-            .await
-            .expect_err("the provider's sign-in page");
-        assert_eq!(status, 200, "{page}");
-        let action = page
-            .split("action=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("a sign-in form")
-            .to_string();
-        // The form's action is a path on the provider.
-        let form = format!("{}{action}", self.provider);
-        let resp = self
-            .post(
-                &form,
-                &[("prompt", "login"), ("login", login), ("password", "x")],
-            )
-            .await;
-        self.follow(resp, form, callback)
-            .await
-            .expect("back to the app")
+        let mut step = self.follow(resp, start.to_string(), callback).await;
+        // The provider's pages: sign in, then confirm (it asks native clients every time).
+        for _ in 0..3 {
+            let (status, page) = match step {
+                Ok(callback) => return callback,
+                Err(page) => page,
+            };
+            assert_eq!(status, 200, "{page}");
+            let action = page
+                .split("action=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .expect("a form")
+                .replace("&amp;", "&");
+            let form = reqwest::Url::parse(&self.provider)
+                .and_then(|base| base.join(&action))
+                .expect("form address")
+                .to_string();
+            let fields: &[(&str, &str)] = if page.contains("name=\"login\"") {
+                &[("prompt", "login"), ("login", login), ("password", "x")]
+            } else {
+                &[("prompt", "consent")]
+            };
+            let resp = self.post(&form, fields).await;
+            step = self.follow(resp, form, callback).await;
+        }
+        panic!("the provider never sent the browser back");
     }
+}
+
+/// A page's text with the HTML escapes of URLs undone (`&#x2f;`, `&amp;`).
+fn unescape(page: &str) -> String {
+    page.replace("&#x2f;", "/").replace("&amp;", "&")
 }
 
 fn urlencode(s: &str) -> String {
@@ -257,12 +268,18 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     })
 }
 
+/// The provider, and the app signing people in with it.
+async fn start(backend: Backend) -> Option<(TestProvider, TestApp)> {
+    let p = provider().await?;
+    let app = spawn_app_with(backend, configure(&p)).await?;
+    Some((p, app))
+}
+
 const STAFF_CALLBACK: &str = "/staff/login/oidc/callback";
 const RESIDENT_CALLBACK: &str = "/mi-cuenta/callback";
 
 async fn staff_single_sign_on(backend: Backend) {
-    let Some(p) = provider().await else { return };
-    let Some(app) = spawn_app_with(backend, configure(&p)).await else {
+    let Some((p, app)) = start(backend).await else {
         return;
     };
     staff_user(&app, "dom1", "department", Some("dom")).await;
@@ -287,7 +304,7 @@ async fn staff_single_sign_on(backend: Backend) {
         browser.cookies.contains_key("ventanilla_session"),
         "a console session"
     );
-    let page = resp.text().await.expect("page");
+    let page = unescape(&resp.text().await.expect("page"));
     assert!(
         page.contains("url=/staff/casos"),
         "moves on to the page asked for: {page}"
@@ -418,8 +435,7 @@ const RUN_A: &str = "12345678-5";
 const RUT_B: &str = "11.111.111-1";
 
 async fn residents_with_claveunica(backend: Backend) {
-    let Some(p) = provider().await else { return };
-    let Some(app) = spawn_app_with(backend, configure(&p)).await else {
+    let Some((p, app)) = start(backend).await else {
         return;
     };
     let mut report = common::pothole_report(1);
@@ -543,16 +559,14 @@ async fn residents_with_claveunica(backend: Backend) {
 
     // Logging out ends the session here and at the provider.
     let out = resident.post("/mi-cuenta/salir", &[]).await;
-    assert_eq!(out.status(), 303);
-    let to = out.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    assert_eq!(out.status(), 200);
+    let page = unescape(&out.text().await.expect("page"));
+    let end = format!("{}/session/end?id_token_hint=", p.issuer);
     assert!(
-        to.starts_with(&format!("{}/session/end?id_token_hint=", p.issuer)),
-        "{to}"
+        page.contains(&format!("http-equiv=\"refresh\" content=\"0;url={end}")),
+        "{page}"
     );
-    assert!(to.contains("post_logout_redirect_uri="), "{to}");
+    assert!(page.contains("post_logout_redirect_uri="), "{page}");
     assert!(!resident.cookies.contains_key("ventanilla_vecino"));
     assert_eq!(
         count(&app, "SELECT COUNT(*) FROM resident_sessions").await,

@@ -80,6 +80,8 @@ async function providerLogin(page, login) {
   await page.locator("input[name=login]").fill(login);
   await page.locator("input[name=password]").fill("x");
   await page.locator("button[type=submit]").click();
+  // The test provider asks native clients to confirm every time.
+  await page.getByRole("button", { name: "Continue" }).click();
 }
 
 test("staff enter the console with the municipal account", async () => {

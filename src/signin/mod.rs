@@ -425,14 +425,23 @@ impl Providers {
 /// come with the same state the flow was stored under. SameSite=Lax, since the provider sends
 /// the browser back with a top-level GET from its own site.
 pub fn state_cookie(name: &str, path: &str, value: Option<&str>, secure: bool) -> String {
+    lax_cookie(name, path, value, FLOW_TTL_MS, secure)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, `Secure` over https; `None` removes it.
+pub fn lax_cookie(
+    name: &str,
+    path: &str,
+    value: Option<&str>,
+    ttl_ms: i64,
+    secure: bool,
+) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    match value {
-        Some(v) => format!(
-            "{name}={v}; HttpOnly; SameSite=Lax; Path={path}; Max-Age={}{secure}",
-            FLOW_TTL_MS / 1000
-        ),
-        None => format!("{name}=; HttpOnly; SameSite=Lax; Path={path}; Max-Age=0{secure}"),
-    }
+    let (value, age) = match value {
+        Some(v) => (v, ttl_ms / 1000),
+        None => ("", 0),
+    };
+    format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}; Max-Age={age}{secure}")
 }
 
 /// A cookie's value from the request's headers.

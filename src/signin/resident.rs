@@ -221,14 +221,7 @@ fn with_cookies<const N: usize>(mut resp: Response, cookies: [String; N]) -> Res
 /// The session cookie: HttpOnly, SameSite=Lax (the provider sends the browser back from its
 /// site), `Secure` over https, gone after the session's 30 minutes.
 fn session_cookie(token: Option<&str>, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    match token {
-        Some(t) => format!(
-            "{SESSION_COOKIE}={t}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
-            SESSION_TTL_MS / 1000
-        ),
-        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"),
-    }
+    super::lax_cookie(SESSION_COOKIE, "/", token, SESSION_TTL_MS, secure)
 }
 
 async fn open_session(
@@ -361,10 +354,12 @@ async fn case(
     crate::web::track_view(&state, client, form, None, None).await
 }
 
-/// Ends the session here and, when the provider offers it, at ClaveÚnica too.
+/// Ends the session here and, when the provider offers it, at ClaveÚnica too. The way there
+/// is a page that moves on by itself: the pages' CSP (`form-action 'self'`) would stop a form's
+/// redirect to another site.
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let secure = https(&state.config);
-    let mut to = "/mi-cuenta".to_string();
+    let mut to = None;
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         let resident = signed_in(&state, &headers).await?;
         write_pool!(&state.store, pool => {
@@ -378,7 +373,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
             // The provider's logout is best effort: an unreachable provider still logs out here.
             if let Ok(d) = provider.discovered().await {
                 if let Some(end) = &d.end_session_endpoint {
-                    to = end_session_url(
+                    to = Some(end_session_url(
                         end,
                         resident.id_token.as_deref(),
                         &provider.settings.client_id,
@@ -386,15 +381,20 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
                             "{}/mi-cuenta",
                             state.config.public_base_url.trim_end_matches('/')
                         ),
-                    );
+                    ));
                 }
             }
         }
     }
-    Ok(with_cookies(
-        Redirect::to(&to).into_response(),
-        [session_cookie(None, secure)],
-    ))
+    let resp = match to {
+        Some(end) => page(
+            &state,
+            StatusCode::OK,
+            context! { signed_out => true, refresh => end, enabled => true },
+        ),
+        None => Redirect::to("/mi-cuenta").into_response(),
+    };
+    Ok(with_cookies(resp, [session_cookie(None, secure)]))
 }
 
 /// The provider's end-session address (OpenID Connect RP-Initiated Logout).

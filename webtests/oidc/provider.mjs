@@ -13,6 +13,11 @@
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
+// Standard output carries only the ready line: a test reads it and may close the pipe, so
+// anything logged later goes to standard error, and a closed pipe is not an error.
+console.log = (...args) => console.error(...args);
+process.stdout.on("error", () => {});
+
 const RUN = /^(\d{7,8})-([\dkK])$/;
 
 function claimsFor(id) {
