@@ -503,6 +503,7 @@ async fn residents_with_claveunica(backend: Backend) {
             &[
                 ("token", &uuid::Uuid::new_v4().to_string()),
                 ("tipo", "datos_personales"),
+                ("tema", "datos_personales"),
                 ("derecho", "acceso"),
                 (
                     "descripcion",
@@ -514,7 +515,9 @@ async fn residents_with_claveunica(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!(filed.status(), 303);
+    let status = filed.status();
+    let summary = filed.text().await.expect("page");
+    assert_eq!(status, 303, "{summary}");
     let page = resident.get("/mi-cuenta").await.text().await.expect("page");
     let folios: Vec<String> = ventanilla::with_pool!(&app.state.store, pool => {
         sqlx::query_as::<_, (String,)>("SELECT folio FROM cases WHERE identity_verified")

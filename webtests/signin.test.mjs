@@ -141,6 +141,7 @@ test("a resident with ClaveÚnica sees their own cases and files with a verified
   await page.getByRole("link", { name: /Solicitud sobre mis datos personales/ }).click();
   await page.getByText("identidad verificada con ClaveÚnica").waitFor();
   await screenshot(page, "signin-oirs-verificado-1280");
+  await page.locator("#tema").selectOption("datos_personales");
   await page.getByLabel(/Acceso/).first().check();
   await page.getByLabel(/Describa su caso/).fill("Quiero saber qué datos míos tiene la municipalidad.");
   await page.getByLabel(/Nombre/).fill("María José Pérez Soto");
