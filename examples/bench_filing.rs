@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         received_at: Utc::now(),
         created_by: None,
         open311_key: None,
+        identity_verified: false,
     };
     let t = Instant::now();
     for _ in 0..100 {

@@ -54,6 +54,8 @@ pub struct AppStateInner {
     /// Catalog review changes on this instance, one at a time: each is checked against the
     /// engine the previous one left.
     pub teaching: tokio::sync::Mutex<()>,
+    /// The identity providers configured (staff single sign-on, ClaveÚnica).
+    pub providers: Arc<crate::signin::Providers>,
 }
 
 impl AppState {
@@ -85,7 +87,9 @@ impl AppState {
         })
         .await?
         .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        let providers = Arc::new(crate::signin::Providers::from_config(&config)?);
         Ok(Self(Arc::new(AppStateInner {
+            providers,
             config: Arc::new(config),
             tz,
             store,
@@ -252,6 +256,13 @@ impl AppState {
                     Ok(n) if n > 0 => tracing::info!(sessions = n, "expired staff sessions purged"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "staff session purge failed"),
+                }
+                match crate::signin::purge(&state.store).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(rows = n, "expired sign-ins and resident sessions purged")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sign-in purge failed"),
                 }
             }
         }));

@@ -279,6 +279,75 @@ pub struct PrivacyConfig {
     pub contact_email: String,
 }
 
+/// An OpenID Connect provider this service signs people in with. Off while `issuer` is empty.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcProvider {
+    /// The issuer URL; its discovery document is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+impl OidcProvider {
+    pub fn enabled(&self) -> bool {
+        !self.issuer.is_empty()
+    }
+
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "{name}.issuer: must be an http(s) URL"
+            )));
+        }
+        if self.client_id.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{name}.client_id: required when {name}.issuer is set"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Staff single sign-on through the municipality's provider.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaffOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The claim that must equal an active staff username.
+    pub username_claim: String,
+    /// Roles whose members may not sign in with a password (single sign-on only).
+    pub sso_required_roles: Vec<String>,
+}
+
+impl Default for StaffOidc {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            username_claim: "preferred_username".into(),
+            sso_required_roles: Vec::new(),
+        }
+    }
+}
+
+impl StaffOidc {
+    /// The provider part of these settings.
+    pub fn provider(&self) -> OidcProvider {
+        OidcProvider {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -314,6 +383,9 @@ pub struct Config {
     pub require_2fa: Vec<String>,
     /// Where case locations may lie (`lat`/`long` outside are refused): Chile by default.
     pub geo_bounds: crate::oirs::location::GeoBounds,
+    pub staff_oidc: StaffOidc,
+    /// Residents' sign-in with ClaveÚnica.
+    pub claveunica: OidcProvider,
 }
 
 impl Default for Config {
@@ -341,6 +413,8 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             require_2fa: vec!["admin".into(), "support".into()],
             geo_bounds: crate::oirs::location::GeoBounds::CHILE,
+            staff_oidc: StaffOidc::default(),
+            claveunica: OidcProvider::default(),
         }
     }
 }
@@ -573,6 +647,30 @@ impl Config {
                 ))
             })?;
         }
+        if let Some(v) = env("VENTANILLA_STAFF_OIDC_ISSUER") {
+            self.staff_oidc.issuer = v.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(v) = env("VENTANILLA_STAFF_OIDC_CLIENT_ID") {
+            self.staff_oidc.client_id = v.trim().to_string();
+        }
+        if let Some(v) = env("VENTANILLA_STAFF_OIDC_CLIENT_SECRET") {
+            self.staff_oidc.client_secret = Secret::new(v);
+        }
+        if let Some(v) = env("VENTANILLA_STAFF_OIDC_USERNAME_CLAIM") {
+            self.staff_oidc.username_claim = v.trim().to_string();
+        }
+        if let Some(v) = env("VENTANILLA_STAFF_SSO_REQUIRED_ROLES") {
+            self.staff_oidc.sso_required_roles = list(&v);
+        }
+        if let Some(v) = env("VENTANILLA_CLAVEUNICA_ISSUER") {
+            self.claveunica.issuer = v.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(v) = env("VENTANILLA_CLAVEUNICA_CLIENT_ID") {
+            self.claveunica.client_id = v.trim().to_string();
+        }
+        if let Some(v) = env("VENTANILLA_CLAVEUNICA_CLIENT_SECRET") {
+            self.claveunica.client_secret = Secret::new(v);
+        }
         if let Some(v) = env("VENTANILLA_SIGNAL_POLL_MS") {
             self.signal_poll_ms = parse("VENTANILLA_SIGNAL_POLL_MS", &v)?;
         }
@@ -685,6 +783,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "analytics: business hours must satisfy 0 <= start < end <= 24".into(),
             ));
+        }
+        self.staff_oidc.provider().validate("staff_oidc")?;
+        self.claveunica.validate("claveunica")?;
+        if self.staff_oidc.username_claim.is_empty() {
+            return Err(ConfigError::Invalid(
+                "staff_oidc.username_claim: must name a claim".into(),
+            ));
+        }
+        for role in &self.staff_oidc.sso_required_roles {
+            if crate::staff::auth::Role::parse(role).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "staff_oidc.sso_required_roles: {role:?} is not a role (admin, coordinator, department, analyst)"
+                )));
+            }
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
@@ -882,6 +994,26 @@ mod tests {
             &[],
         ),
         ("VENTANILLA_GEO_BOUNDS", "-37.0,-73.2,-36.4,-72.6", &[]),
+        (
+            "VENTANILLA_STAFF_OIDC_ISSUER",
+            "https://login.muni.example/realms/muni",
+            &[("VENTANILLA_STAFF_OIDC_CLIENT_ID", "ventanilla")],
+        ),
+        ("VENTANILLA_STAFF_OIDC_CLIENT_ID", "ventanilla", &[]),
+        ("VENTANILLA_STAFF_OIDC_CLIENT_SECRET", "oidc-pw", &[]),
+        ("VENTANILLA_STAFF_OIDC_USERNAME_CLAIM", "email", &[]),
+        (
+            "VENTANILLA_STAFF_SSO_REQUIRED_ROLES",
+            "admin,department",
+            &[],
+        ),
+        (
+            "VENTANILLA_CLAVEUNICA_ISSUER",
+            "https://accounts.claveunica.gob.cl/openid",
+            &[("VENTANILLA_CLAVEUNICA_CLIENT_ID", "cu-client")],
+        ),
+        ("VENTANILLA_CLAVEUNICA_CLIENT_ID", "cu-client", &[]),
+        ("VENTANILLA_CLAVEUNICA_CLIENT_SECRET", "cu-pw", &[]),
     ];
 
     /// The settings as dotted paths to their (printed) values: `outbox.poll_ms` → 1000.
@@ -1014,5 +1146,58 @@ mod tests {
             }
             assert!(shown.contains("https://gd:***@gd.example/in"), "{shown}");
         }
+
+        let cfg = Config::from_sources(
+            None,
+            env_of(&[
+                ("VENTANILLA_STAFF_OIDC_CLIENT_SECRET", "oidc-pw-123"),
+                ("VENTANILLA_CLAVEUNICA_CLIENT_SECRET", "cu-pw-456"),
+            ]),
+        )
+        .expect("cfg");
+        assert_eq!(cfg.staff_oidc.client_secret.expose(), "oidc-pw-123");
+        assert_eq!(cfg.claveunica.client_secret.expose(), "cu-pw-456");
+        for shown in [
+            format!("{cfg:?}"),
+            serde_json::to_string(&cfg).expect("json"),
+        ] {
+            assert!(
+                !shown.contains("oidc-pw-123") && !shown.contains("cu-pw-456"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn identity_providers_are_checked() {
+        let bad = |pairs: &[(&str, &str)]| Config::from_sources(None, env_of(pairs)).is_err();
+        assert!(
+            bad(&[("VENTANILLA_STAFF_OIDC_ISSUER", "https://idp.example")]),
+            "no client id"
+        );
+        assert!(bad(&[
+            ("VENTANILLA_CLAVEUNICA_ISSUER", "accounts.claveunica.gob.cl"),
+            ("VENTANILLA_CLAVEUNICA_CLIENT_ID", "c"),
+        ]));
+        assert!(bad(&[(
+            "VENTANILLA_STAFF_SSO_REQUIRED_ROLES",
+            "admin,jefe"
+        )]));
+        let cfg = Config::from_sources(
+            None,
+            env_of(&[
+                (
+                    "VENTANILLA_CLAVEUNICA_ISSUER",
+                    "https://accounts.claveunica.gob.cl/openid/",
+                ),
+                ("VENTANILLA_CLAVEUNICA_CLIENT_ID", "c"),
+            ]),
+        )
+        .expect("cfg");
+        assert!(cfg.claveunica.enabled() && !cfg.staff_oidc.provider().enabled());
+        assert_eq!(
+            cfg.claveunica.issuer,
+            "https://accounts.claveunica.gob.cl/openid"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! - [`review`]: the catalog review (teaching the assistant from what residents asked).
 //! - [`open311`]: Open311 GeoReport v2 for civic-reporting apps (territorial reports).
 //! - [`console`]: the staff console at /staff (server-rendered, over the staff APIs).
+//! - [`signin`]: sign-in with identity providers (staff single sign-on, ClaveÚnica).
 //! - [`http`]: router, errors, extractors, middleware; [`store`]: SQLite / PostgreSQL.
 
 pub mod analytics;
@@ -23,6 +24,7 @@ pub mod oirs;
 pub mod open311;
 pub mod outbox;
 pub mod review;
+pub mod signin;
 pub mod staff;
 pub mod store;
 pub mod web;

@@ -115,6 +115,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "open311.html",
         include_str!("../../templates/staff/open311.html"),
     ),
+    (
+        "sso_ok.html",
+        include_str!("../../templates/staff/sso_ok.html"),
+    ),
 ];
 
 fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -126,6 +130,11 @@ fn templates() -> &'static Result<Environment<'static>, minijinja::Error> {
         }
         Ok(env)
     })
+}
+
+/// Renders one of the console's templates (for pages outside this module, such as sign-in).
+pub(crate) fn render_page(name: &str, ctx: Value) -> Result<String, ApiError> {
+    render_template(name, ctx)
 }
 
 fn render_template(name: &str, ctx: Value) -> Result<String, ApiError> {
@@ -291,7 +300,7 @@ pub fn role_label(role: Role) -> &'static str {
     }
 }
 
-fn html_response(status: StatusCode, html: String) -> Response {
+pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
     let mut resp = (status, axum::response::Html(html)).into_response();
     // Pages with personal data must not linger in shared caches or the back button.
     resp.headers_mut()
@@ -404,7 +413,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// Where to go after login: only console paths of this site.
-fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/staff") && !n.starts_with("//") && !n.contains('\\') => n,
         _ => "/staff",
@@ -434,6 +443,8 @@ fn login_view(state: &AppState, next: &str, message: Option<&str>, username: &st
         next => next,
         message => message,
         username => username,
+        sso => state.providers.staff.is_some(),
+        sso_next => urlencode(next),
     };
     match render_template("login.html", ctx) {
         Ok(html) => html_response(StatusCode::OK, html),
@@ -511,6 +522,8 @@ fn login_failed(state: &AppState, e: ApiError, next: &str, username: &str) -> Re
         "Demasiados intentos fallidos desde este equipo. Espere unos minutos e intente nuevamente."
     } else if e.status == StatusCode::UNAUTHORIZED {
         "Usuario o contraseña incorrectos."
+    } else if e.code == crate::staff::routes::SSO_REQUIRED {
+        "Su perfil ingresa solo con la cuenta municipal: use el botón «Ingresar con la cuenta municipal»."
     } else {
         return PageError(e).into_response();
     };

@@ -71,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(crate::chat::routes::router(&*limit))
         .merge(crate::staff::routes::router(&*limit))
+        .merge(limit(crate::signin::staff::router()))
+        .merge(limit(crate::signin::resident::router()))
         .merge(crate::oirs::routes::router(&*limit))
         .merge(crate::oirs::satisfaction::router(&*limit))
         .merge(crate::oirs::uploads::router(&*limit))

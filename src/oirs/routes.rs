@@ -338,6 +338,7 @@ pub async fn validate(
         received_at,
         created_by: None,
         open311_key: None,
+        identity_verified: false,
     })
 }
 

@@ -16,6 +16,8 @@ use crate::http::error::ErrorBody;
 use crate::http::throttle::{ClientAddr, Throttle};
 use crate::http::{ApiError, ApiJson, ApiResult, PublicLimit};
 
+/// The error code of a password login refused because the role must use single sign-on.
+pub const SSO_REQUIRED: &str = "sso_required";
 pub const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
 /// Failed logins: five free per client and username, then waits from 2 s doubling up to
 /// 15 minutes; a client failing 20 times on any usernames waits for all of them. A stranger's
@@ -114,6 +116,13 @@ pub async fn authenticate(
             ));
         }
     };
+    if crate::signin::staff::password_refused(&state.config, user.role) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            SSO_REQUIRED,
+            "su perfil ingresa solo con la cuenta municipal (ingreso único)",
+        ));
+    }
     let enrolment = second_factor::enrolment(&state.store, user.id).await?;
     let mut enrolment_required = false;
     if enrolment == Enrolment::Confirmed {
@@ -217,7 +226,7 @@ pub fn session_cookie(config: &Config, token: Option<&str>) -> String {
 /// Exchanges a username and password for a session (cookie and bearer token). A browser
 /// using the cookie sends `csrf_token` back in `X-CSRF-Token` on every change.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "staff", request_body = LoginIn,
-    responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = LoginOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientAddr,

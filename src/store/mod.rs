@@ -154,11 +154,11 @@ macro_rules! migrations {
 }
 
 fn sqlite_migrations() -> Vec<Migration> {
-    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 7 "review", 8 "casework", 9 "feedback", 10 "open311", 11 "support")
+    migrations!("sqlite": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 7 "review", 8 "casework", 9 "feedback", 10 "open311", 11 "support", 12 "signin")
 }
 
 fn postgres_migrations() -> Vec<Migration> {
-    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 7 "review", 8 "casework", 9 "feedback", 10 "open311", 11 "support")
+    migrations!("postgres": 1 "init", 2 "oirs", 3 "journey", 4 "privacy", 5 "integrity", 6 "instances", 7 "review", 8 "casework", 9 "feedback", 10 "open311", 11 "support", 12 "signin")
 }
 
 /// How hard a commit waits for the disk.

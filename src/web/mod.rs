@@ -24,6 +24,7 @@ use crate::http::{ApiError, ApiQuery, PublicLimit};
 use crate::oirs::domain::Channel;
 use crate::oirs::routes::{file_and_answer, lookup, validate, CaseIn, TrackQuery};
 use crate::oirs::service;
+use crate::signin::resident::{signed_in, Resident};
 
 const PAGE: &str = include_str!("../../templates/page.html");
 const PRIVACY: &str = include_str!("../../templates/privacidad.html");
@@ -144,6 +145,11 @@ async fn home(State(state): State<AppState>) -> Response {
     render(&state, ctx)
 }
 
+/// Renders a resident page (for pages outside this module, such as /mi-cuenta).
+pub(crate) fn render_page(state: &AppState, ctx: minijinja::Value) -> Response {
+    render(state, ctx)
+}
+
 fn render(state: &AppState, ctx: minijinja::Value) -> Response {
     let mut env = Environment::new();
     let out = env
@@ -246,6 +252,7 @@ async fn form_context(
     values: &HashMap<String, String>,
     errors: &[FieldError],
     notice: Option<String>,
+    resident: Option<&Resident>,
 ) -> Result<minijinja::Value, ApiError> {
     let types: Vec<_> = service::case_types(&state.store)
         .await?
@@ -266,6 +273,7 @@ async fn form_context(
         page => "form", title => "Ingresar un caso", types => types, topics => topics,
         rights => right_choices(),
         values => values, errors => by_field, summary => summary, notice => notice,
+        verified => resident.map(|r| context! { rut => crate::signin::resident::display_rut(&r.rut) }),
     })
 }
 
@@ -280,8 +288,10 @@ struct FormQuery {
 /// double click, a reload or the back button never files twice.
 async fn form_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<FormQuery>,
 ) -> Result<Response, ApiError> {
+    let resident = signed_in(&state, &headers).await?;
     let catalog = &state.chat.engine().catalog;
     let mut values = HashMap::new();
     values.insert("token".to_string(), uuid::Uuid::new_v4().to_string());
@@ -299,7 +309,7 @@ async fn form_page(
     {
         values.insert("derecho".to_string(), r.as_str().to_string());
     }
-    let ctx = form_context(&state, &values, &[], None).await?;
+    let ctx = form_context(&state, &values, &[], None, resident.as_ref()).await?;
     Ok(no_store(render(&state, ctx)))
 }
 
@@ -307,7 +317,12 @@ async fn form_page(
 const RECEIPT_MAX_AGE_MS: i64 = 60 * 60 * 1000;
 
 async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    // A resident signed in with ClaveÚnica files with the State's RUT, not a typed one.
+    let resident = signed_in(&state, req.headers()).await?;
     let (mut values, files) = attachments::read_form(&state, req).await?;
+    if let Some(r) = &resident {
+        values.insert("rut".to_string(), r.rut.clone());
+    }
     let token = values
         .get("token")
         .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
@@ -360,12 +375,13 @@ async fn submit(State(state): State<AppState>, req: Request) -> Result<Response,
                 "Según lo que describe, sugerimos el tema «{label}». Confírmelo o elija otro, y envíe el caso."
             )
         });
-        let ctx = form_context(&state, &values, &errors, notice).await?;
+        let ctx = form_context(&state, &values, &errors, notice, resident.as_ref()).await?;
         let mut resp = no_store(render(&state, ctx));
         *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(resp);
     }
-    let case = checked?;
+    let mut case = checked?;
+    case.identity_verified = resident.is_some();
     // The token is the request: any submission of the same form files the same case.
     let idem = Some((token.clone(), crate::store::sha256_hex(token.as_bytes())));
     let (status, receipt) = file_and_answer(&state, case, idem).await?;
@@ -411,7 +427,7 @@ async fn receipt(
 
 /// Pages that show a tracking code or a case are not kept by browsers or proxies, and the
 /// address they were reached from is not sent on.
-fn no_store(mut resp: Response) -> Response {
+pub(crate) fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(

@@ -673,6 +673,7 @@ mod tests {
             lat: None,
             long: None,
             public_description: false,
+            identity_verified: false,
         }
     }
 

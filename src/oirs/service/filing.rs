@@ -36,6 +36,8 @@ pub struct NewCase {
     pub created_by: Option<(i64, String)>,
     /// The Open311 key (id, name) an app filed it with; the filing is audited under it.
     pub open311_key: Option<(i64, String)>,
+    /// Filed by a resident signed in with ClaveÚnica: the RUT is the State's, not typed.
+    pub identity_verified: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -147,9 +149,9 @@ pub async fn file_case(
             let (case_id,): (i64,) = sqlx::query_as(
                 "INSERT INTO cases (folio, tracking_hash, case_type, topic, department_id, status, channel, \
                  description, name, rut, email, phone, address, chat_session_id, received_at, due_date, \
-                 created_by, updated_at, clock, data_right, latitude, longitude, public_description) \
+                 created_by, updated_at, clock, data_right, latitude, longitude, public_description, identity_verified) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING id",
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING id",
             )
             .bind(&folio)
             .bind(tracking_hash(&folio, &code))
@@ -174,6 +176,7 @@ pub async fn file_case(
             .bind(c.location.map(|l| l.lat()))
             .bind(c.location.map(|l| l.long()))
             .bind(c.public_description)
+            .bind(c.identity_verified)
             .fetch_one(&mut *tx)
             .await?;
             // Both first events in one statement: fewer round trips while holding the lock.
@@ -421,6 +424,9 @@ pub struct CaseRecord {
     pub long: Option<f64>,
     /// The resident chose to publish the description in the public GeoReport listing.
     pub public_description: bool,
+    /// Filed by a resident signed in with ClaveÚnica (the RUT was not typed).
+    #[serde(default)]
+    pub identity_verified: bool,
 }
 
 pub async fn find_case(store: &Store, folio: &str) -> Result<Option<CaseRecord>, StoreError> {

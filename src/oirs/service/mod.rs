@@ -67,6 +67,7 @@ macro_rules! case_from_row {
             lat: r.try_get("latitude")?,
             long: r.try_get("longitude")?,
             public_description: r.try_get("public_description")?,
+            identity_verified: r.try_get("identity_verified")?,
         }
     }};
 }
@@ -75,7 +76,7 @@ pub(crate) const CASE_COLUMNS: &str =
     "id, folio, tracking_hash, case_type, topic, department_id, status, channel, \
     description, name, rut, email, phone, address, received_at, due_date, paused_since, extended, \
     alert_level, answer, answered_at, duplicate_of, clock, data_right, version, assignee, \
-    latitude, longitude, public_description";
+    latitude, longitude, public_description, identity_verified";
 
 pub(crate) fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
