@@ -33,11 +33,12 @@ async fn oirs_form_files_and_tracking_page_shows_the_case() {
         html.contains(r#"<label for="descripcion">"#),
         "labelled fields"
     );
-    // The form posts to the server (works without JavaScript); the only script is the chat
-    // widget, external and deferred.
+    // The form posts to the server (works without JavaScript); the only scripts are the
+    // chat widget and the location button's, both external and deferred.
     assert!(html.contains(r#"<form method="post" action="/oirs""#));
-    assert_eq!(html.matches("<script").count(), 1);
+    assert_eq!(html.matches("<script").count(), 2);
     assert!(html.contains(r#"<script src="/widget.js" defer"#));
+    assert!(html.contains(r#"<script src="/oirs.js" defer>"#));
     let token = html
         .split(r#"name="token" value=""#)
         .nth(1)
