@@ -75,39 +75,82 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let msg = inner.to_string();
-                    let field = field_from_message(&msg)
-                        .or_else(|| (path != "." && !path.is_empty()).then(|| path.clone()));
-                    let mut e = ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_field",
-                        strip_position(&msg),
-                    );
-                    if let Some(f) = field {
-                        let full =
-                            if path != "." && !path.is_empty() && !f.contains('.') && path != f {
-                                format!("{path}.{f}")
-                            } else {
-                                f
-                            };
-                        e = e.with_field(full);
+        // JSON has one number type: `15.0` is the integer 15 to JSON Schema (and to the
+        // OpenAPI document's `integer` fields), so whole floats are read as integers. Only on
+        // this failure path, so ordinary bodies are parsed once.
+        Err(err)
+            if err
+                .inner()
+                .to_string()
+                .starts_with("invalid type: floating point") =>
+        {
+            match serde_json::from_slice::<serde_json::Value>(bytes) {
+                Ok(mut value) => {
+                    if whole_floats_to_integers(&mut value) {
+                        parse_json(&serde_json::to_vec(&value).unwrap_or_default())
+                    } else {
+                        Err(classify(err))
                     }
-                    Err(e)
                 }
-                _ => Err(ApiError::bad_request(
-                    "malformed_json",
-                    format!(
-                        "the body is not valid JSON: {}",
-                        strip_position(&inner.to_string())
-                    ),
-                )),
+                Err(_) => Err(classify(err)),
             }
         }
+        Err(err) => Err(classify(err)),
+    }
+}
+
+/// Rewrites every float without a fractional part (within i64) as an integer; says whether
+/// it changed anything.
+fn whole_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                *value = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| whole_floats_to_integers(v) || changed),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |changed, v| whole_floats_to_integers(v) || changed),
+        _ => false,
+    }
+}
+
+fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let msg = inner.to_string();
+            let field = field_from_message(&msg)
+                .or_else(|| (path != "." && !path.is_empty()).then(|| path.clone()));
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                strip_position(&msg),
+            );
+            if let Some(f) = field {
+                let full = if path != "." && !path.is_empty() && !f.contains('.') && path != f {
+                    format!("{path}.{f}")
+                } else {
+                    f
+                };
+                e = e.with_field(full);
+            }
+            e
+        }
+        _ => ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "the body is not valid JSON: {}",
+                strip_position(&inner.to_string())
+            ),
+        ),
     }
 }
 
@@ -256,6 +299,17 @@ mod tests {
     #[derive(Deserialize, Debug)]
     struct Inner {
         n: u8,
+    }
+
+    #[test]
+    fn whole_floats_are_integers() {
+        let m = parse_json::<Msg>(br#"{"text": "a", "inner": {"n": 97.0}}"#).expect("15.0 is 15");
+        assert_eq!(m.inner.map(|i| i.n), Some(97));
+        let e = parse_json::<Msg>(br#"{"text": "a", "inner": {"n": 97.5}}"#).expect_err("fraction");
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.field.as_deref(), Some("inner.n"));
+        let e = parse_json::<Msg>(br#"{"text": 1.0}"#).expect_err("still not a string");
+        assert_eq!(e.field.as_deref(), Some("text"));
     }
 
     #[test]
