@@ -111,12 +111,15 @@ fn whole_floats_to_integers(value: &mut serde_json::Value) -> bool {
             }
             _ => false,
         },
+        // Every element is visited (no short circuit): all whole floats are rewritten.
         Value::Array(items) => items
             .iter_mut()
-            .fold(false, |changed, v| whole_floats_to_integers(v) || changed),
+            .map(whole_floats_to_integers)
+            .fold(false, |a, b| a | b),
         Value::Object(map) => map
             .values_mut()
-            .fold(false, |changed, v| whole_floats_to_integers(v) || changed),
+            .map(whole_floats_to_integers)
+            .fold(false, |a, b| a | b),
         _ => false,
     }
 }
